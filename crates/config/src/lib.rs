@@ -1,0 +1,381 @@
+//! Kelvin's configuration, layered: built-in defaults → a TOML file → `KELVIN_*` environment
+//! variables (`__` separates sections, e.g. `KELVIN_CACHE__REDIS_URL`) → command-line flags.
+//!
+//! Secrets are wrapped in [`Secret`] so that `--dump-config` and logs never show them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+mod secret;
+
+pub use secret::{Secret, redacted};
+
+/// Errors while loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration: {0}")]
+    Figment(Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl From<figment::Error> for Error {
+    fn from(e: figment::Error) -> Self {
+        Self::Figment(Box::new(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The whole configuration of one Kelvin process (any binary).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    pub listen: SocketAddr,
+    /// Where the embedded server keeps its SQLite database and generated keys.
+    pub data_dir: PathBuf,
+    /// Relational store URL (`postgres://...` or `sqlite://...`). Unset: SQLite in `data_dir`.
+    pub database_url: Option<Secret>,
+    /// Run pending migrations at start-up (the embedded server does; Kubernetes uses a job).
+    pub migrate_on_start: bool,
+    pub cache: CacheSettings,
+    pub auth: AuthSettings,
+    pub server: ServerSettings,
+    pub telemetry: TelemetrySettings,
+    pub tenancy: TenancySettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("./kelvin-data"),
+            database_url: None,
+            migrate_on_start: false,
+            cache: CacheSettings::default(),
+            auth: AuthSettings::default(),
+            server: ServerSettings::default(),
+            telemetry: TelemetrySettings::default(),
+            tenancy: TenancySettings::default(),
+        }
+    }
+}
+
+/// Redis (shared hot cache) or, when no URL is set, an in-process cache.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CacheSettings {
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub key_prefix: String,
+    /// Capacity of the in-process cache.
+    pub memory_max_entries: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self { redis_url: None, key_prefix: "kelvin".into(), memory_max_entries: 100_000 }
+    }
+}
+
+/// Signing algorithm for the tokens Kelvin mints.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    /// Ed25519 (preferred): verifiers only need the public key.
+    EdDSA,
+    /// HMAC-SHA256 with a shared secret.
+    HS256,
+}
+
+/// How tokens are minted and verified.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// `iss` of the tokens Kelvin mints, and the issuer it expects on them.
+    pub issuer: String,
+    /// `aud` of every accepted token.
+    pub audience: String,
+    pub signing_algorithm: SigningAlgorithm,
+    /// PKCS#8 PEM Ed25519 private key, inline (prefer a Kubernetes secret in an env var).
+    pub signing_key: Option<Secret>,
+    /// File holding the PKCS#8 PEM Ed25519 key. Unset: `<data_dir>/signing-key.pem`.
+    pub signing_key_file: Option<PathBuf>,
+    /// Shared secret for HS256 (at least 32 bytes).
+    pub hs256_secret: Option<Secret>,
+    /// Generate the signing key and a bootstrap admin token when missing (embedded server).
+    pub generate_missing_key: bool,
+    /// An external issuer whose tokens are trusted (keys from its JWKS document).
+    pub external: Option<ExternalIssuer>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "kelvin".into(),
+            audience: "kelvin".into(),
+            signing_algorithm: SigningAlgorithm::EdDSA,
+            signing_key: None,
+            signing_key_file: None,
+            hs256_secret: None,
+            generate_missing_key: false,
+            external: None,
+        }
+    }
+}
+
+/// A trusted external identity provider.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExternalIssuer {
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// Expected `aud` claim; defaults to Kelvin's audience.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// JWKS document on disk.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// JWKS document URL, fetched at start-up and again (rate-limited) on an unknown kid.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+}
+
+/// Limits of the gRPC server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Largest request message accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest response message sent, in bytes.
+    pub max_response_bytes: usize,
+    /// How long in-flight calls may run after SIGTERM before the process exits anyway.
+    pub shutdown_grace_seconds: u64,
+    /// Interval of the store/cache health probe.
+    pub health_check_interval_ms: u64,
+    /// Per-call deadline applied when the client sets none.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 4 * 1024 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+            shutdown_grace_seconds: 25,
+            health_check_interval_ms: 2_000,
+            request_timeout_seconds: 60,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs and traces. Trace export is configured by the standard `OTEL_*` variables.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    /// `tracing` filter directives; `RUST_LOG` wins when set.
+    pub log_filter: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self { log_format: LogFormat::Text, log_filter: "info".into() }
+    }
+}
+
+/// Tenant lifecycle.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TenancySettings {
+    /// How long a soft-deleted tenant's data is kept before it is erased.
+    pub purge_after_hours: u64,
+    /// How often the purge sweeper runs.
+    pub purge_interval_seconds: u64,
+}
+
+impl Default for TenancySettings {
+    fn default() -> Self {
+        Self { purge_after_hours: 72, purge_interval_seconds: 300 }
+    }
+}
+
+/// Values given on the command line: the last and strongest layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate_on_start: Option<bool>,
+}
+
+impl Config {
+    /// Loads defaults → `file` (when given) → `KELVIN_*` env → `overrides`, with `base` as the
+    /// defaults (each binary has its own, e.g. the embedded server generates missing keys).
+    pub fn load(base: Config, file: Option<&Path>, overrides: &Overrides) -> Result<Self> {
+        Self::load_from_env(base, file, overrides, Env::prefixed("KELVIN_"))
+    }
+
+    fn load_from_env(
+        base: Config,
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: Env,
+    ) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(base));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(Error::Invalid(format!(
+                    "config file `{}` does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // `KELVIN_TEST_*` and `KELVIN_REPO_ROOT` belong to the test harness, not to the server.
+        let env = env
+            .filter(|key| !key.as_str().starts_with("test_") && key.as_str() != "repo_root")
+            .split("__");
+        figment = figment.merge(env).merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<()> {
+        if self.auth.issuer.is_empty() {
+            return Err(Error::Invalid("auth.issuer must not be empty".into()));
+        }
+        if self.auth.audience.is_empty() {
+            return Err(Error::Invalid("auth.audience must not be empty".into()));
+        }
+        if self.auth.signing_algorithm == SigningAlgorithm::HS256 {
+            match &self.auth.hs256_secret {
+                Some(s) if s.expose().len() >= 32 => {}
+                _ => {
+                    return Err(Error::Invalid(
+                        "auth.hs256_secret must hold at least 32 bytes when auth.signing_algorithm is HS256"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        if let Some(ext) = &self.auth.external
+            && ext.jwks_file.is_none()
+            && ext.jwks_url.is_none()
+        {
+            return Err(Error::Invalid(
+                "auth.external needs jwks_file or jwks_url".into(),
+            ));
+        }
+        if self.server.max_request_bytes == 0 || self.server.max_response_bytes == 0 {
+            return Err(Error::Invalid("server message size limits must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// The effective relational store URL: the configured one, or SQLite in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => {
+                let path = self.data_dir.join("kelvin.db");
+                format!("sqlite://{}?mode=rwc", path.display())
+            }
+        }
+    }
+
+    /// Where the Ed25519 signing key lives on disk.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.auth.signing_key_file.clone().unwrap_or_else(|| self.data_dir.join("signing-key.pem"))
+    }
+
+    /// The effective configuration as TOML, secrets redacted (for `--dump-config`).
+    pub fn dump(&self) -> String {
+        redacted(|| toml::to_string_pretty(self)).unwrap_or_else(|e| format!("# cannot render config: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_and_secrets_are_redacted() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "kelvin.toml",
+                r#"
+                listen = "127.0.0.1:6000"
+                database_url = "postgres://file@db/kelvin"
+                [cache]
+                key_prefix = "from-file"
+                "#,
+            )?;
+            jail.set_env("KELVIN_CACHE__KEY_PREFIX", "from-env");
+            jail.set_env("KELVIN_CACHE__REDIS_URL", "redis://:hunter2@cache:6379");
+            jail.set_env("KELVIN_TEST_BACKEND", "postgres");
+            let overrides = Overrides {
+                database_url: Some("postgres://flag:s3cret@db/kelvin".into()),
+                ..Overrides::default()
+            };
+            let config =
+                Config::load(Config::default(), Some(Path::new("kelvin.toml")), &overrides)
+                    .unwrap();
+            assert_eq!(config.listen.port(), 6000);
+            assert_eq!(config.cache.key_prefix, "from-env");
+            assert_eq!(config.effective_database_url(), "postgres://flag:s3cret@db/kelvin");
+            let dump = config.dump();
+            assert!(!dump.contains("s3cret"), "{dump}");
+            assert!(!dump.contains("hunter2"), "{dump}");
+            assert!(dump.contains("[redacted]"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_server() {
+        let config = Config::default();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:50051");
+        assert!(config.effective_database_url().starts_with("sqlite://"));
+        assert!(config.effective_database_url().contains("kelvin-data"));
+    }
+
+    #[test]
+    fn hs256_requires_a_long_secret() {
+        let mut config = Config::default();
+        config.auth.signing_algorithm = SigningAlgorithm::HS256;
+        config.auth.hs256_secret = Some(Secret::new("short"));
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("auth.hs256_secret"), "{err}");
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Config::load(
+            Config::default(),
+            Some(Path::new("/nonexistent/kelvin.toml")),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}

@@ -1,0 +1,175 @@
+//! The gRPC server: bind early, mount services, serve until a shutdown signal, drain.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kelvin_config::ServerSettings;
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::call::{CallLayer, Gate};
+use crate::{Runtime, StartError, health};
+
+/// What a service crate adds to the server.
+pub struct Mount {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+    limits: ServerSettings,
+}
+
+impl Mount {
+    /// Adds a gRPC service (already sized with [`Mount::limits`]) and reports it in health.
+    pub fn add<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Message size limits every mounted service must apply.
+    pub fn limits(&self) -> &ServerSettings {
+        &self.limits
+    }
+}
+
+/// A function mounting one service crate's gRPC services.
+pub type MountFn = fn(&Arc<Runtime>, &mut Mount);
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    runtime: Arc<Runtime>,
+    mount: Mount,
+}
+
+impl Application {
+    /// Binds the configured address (port 0 picks a free one) and mounts the services.
+    pub async fn build(runtime: Arc<Runtime>, mounts: &[MountFn]) -> Result<Self, StartError> {
+        let listen = runtime.config.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| StartError::Io(format!("cannot listen on {listen}: {e}")))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Io(format!("no local address: {e}")))?;
+        let mut mount = Mount {
+            routes: RoutesBuilder::default(),
+            names: Vec::new(),
+            limits: runtime.config.server.clone(),
+        };
+        for m in mounts {
+            m(&runtime, &mut mount);
+        }
+        Ok(Self { listener, local_addr, runtime, mount })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The names of the mounted gRPC services (as reported by health).
+    pub fn service_names(&self) -> &[&'static str] {
+        &self.mount.names
+    }
+
+    /// Serves until `shutdown` completes, then reports NOT_SERVING, stops accepting, and lets
+    /// in-flight calls finish within the configured grace period.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let Self { listener, local_addr, runtime, mount } = self;
+        let Mount { mut routes, names, limits } = mount;
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let initial = health::probe(&runtime.store, runtime.cache.as_ref()).await;
+        health::set_all(&reporter, &names, initial).await;
+        let watcher = tokio::spawn(health::watch(
+            reporter.clone(),
+            names.clone(),
+            runtime.store.clone(),
+            runtime.cache.clone(),
+            Duration::from_millis(limits.health_check_interval_ms.max(100)),
+            initial,
+        ));
+
+        fn reflection(
+            builder: tonic_reflection::server::Builder<'static>,
+        ) -> tonic_reflection::server::Builder<'static> {
+            builder
+                .register_encoded_file_descriptor_set(kelvin_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        }
+        let reflection_v1 = reflection(tonic_reflection::server::Builder::configure())
+            .build_v1()
+            .map_err(|e| StartError::Invalid(format!("reflection: {e}")))?;
+        let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure())
+            .build_v1alpha()
+            .map_err(|e| StartError::Invalid(format!("reflection: {e}")))?;
+        routes.add_service(health_service);
+        routes.add_service(reflection_v1);
+        routes.add_service(reflection_v1alpha);
+
+        let layer = CallLayer::new(Gate {
+            verifier: runtime.verifier.clone(),
+            store: runtime.store.clone(),
+        });
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let signal = {
+            let reporter = reporter.clone();
+            let names = names.clone();
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
+                health::set_all(&reporter, &names, ServingStatus::NotServing).await;
+                stopping.notify_one();
+            }
+        };
+        tracing::info!(
+            address = %local_addr,
+            services = ?names,
+            store = runtime.store.backend(),
+            cache = runtime.cache.backend(),
+            "serving"
+        );
+        let server = tonic::transport::Server::builder()
+            .timeout(Duration::from_secs(limits.request_timeout_seconds.max(1)))
+            .layer(layer)
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                signal,
+            );
+        tokio::pin!(server);
+        let grace = Duration::from_secs(limits.shutdown_grace_seconds);
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "in-flight calls outlived the grace period");
+                Ok(())
+            }
+        };
+        watcher.abort();
+        result.map_err(|e| StartError::Io(format!("server: {e}")))?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,209 @@
+//! Start-up of the shared runtime: store, cache, keys, and the embedded server's first-start
+//! bootstrap (signing key and admin token).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kelvin_auth::{Claims, JwksSource, Role, SigningKey, TenantsClaim, Verifier};
+use kelvin_cache::Cache;
+use kelvin_config::{Config, SigningAlgorithm};
+use kelvin_store::{NewApiKey, Store};
+
+/// File of the data directory holding the bootstrap admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Lifetime of the bootstrap admin token.
+const BOOTSTRAP_TOKEN_DAYS: i64 = 365;
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] kelvin_config::Error),
+    #[error("store: {0}")]
+    Store(#[from] kelvin_store::Error),
+    #[error("cache: {0}")]
+    Cache(#[from] kelvin_cache::Error),
+    #[error("auth: {0}")]
+    Auth(#[from] kelvin_auth::Error),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything a service needs, started.
+pub struct Runtime {
+    pub config: Config,
+    pub store: Store,
+    pub cache: Arc<dyn Cache>,
+    pub verifier: Arc<Verifier>,
+    /// Mints the tokens of new API keys.
+    pub signer: Arc<SigningKey>,
+    /// The admin token created on first start, to show once.
+    pub bootstrap_token: Option<String>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("store", &self.store.backend())
+            .field("cache", &self.cache.backend())
+            .field("signer", &self.signer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Connects the store (migrating it when configured to, else refusing to run on a schema
+    /// that is behind), the cache and the keys.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        let store = Store::connect(&config.effective_database_url()).await?;
+        if config.migrate_on_start {
+            store.migrate().await?;
+        } else {
+            let pending = store.pending_migrations().await?;
+            if !pending.is_empty() {
+                return Err(StartError::Invalid(format!(
+                    "the database schema is behind ({} pending migrations): run the `migrate` command first",
+                    pending.len()
+                )));
+            }
+        }
+        let cache = kelvin_cache::connect(&kelvin_cache::CacheConfig {
+            redis_url: config.cache.redis_url.as_ref().map(|s| s.expose().to_owned()),
+            key_prefix: config.cache.key_prefix.clone(),
+            memory_max_entries: config.cache.memory_max_entries,
+        })
+        .await?;
+        let (signer, bootstrap_token) = signing_key(&config, &store).await?;
+        let mut verifier =
+            Verifier::new(config.auth.issuer.clone(), config.auth.audience.clone()).with_key(&signer);
+        if let Some(ext) = &config.auth.external {
+            let source = match (&ext.jwks_file, &ext.jwks_url) {
+                (Some(file), _) => JwksSource::File(file.clone()),
+                (None, Some(url)) => JwksSource::Url(url.clone()),
+                (None, None) => return Err(StartError::Invalid("auth.external needs a JWKS".into())),
+            };
+            let audience = ext.audience.clone().unwrap_or_else(|| config.auth.audience.clone());
+            verifier = verifier.with_external_issuer(ext.issuer.clone(), audience, source).await?;
+        }
+        Ok(Self {
+            config,
+            store,
+            cache,
+            verifier: Arc::new(verifier),
+            signer: Arc::new(signer),
+            bootstrap_token,
+        })
+    }
+
+    /// Mints the token of API key `key_id`.
+    pub fn mint(
+        &self,
+        key_id: &str,
+        org: &str,
+        tenants: TenantsClaim,
+        role: Role,
+        expire_unix_seconds: u64,
+    ) -> Result<String, kelvin_auth::Error> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        self.signer.sign(&Claims {
+            sub: format!("apikey:{key_id}"),
+            iss: self.config.auth.issuer.clone(),
+            aud: self.config.auth.audience.clone(),
+            exp: expire_unix_seconds,
+            iat: now,
+            jti: Some(key_id.to_owned()),
+            org: org.to_owned(),
+            tenants,
+            role,
+        })
+    }
+}
+
+async fn signing_key(config: &Config, store: &Store) -> Result<(SigningKey, Option<String>), StartError> {
+    if config.auth.signing_algorithm == SigningAlgorithm::HS256 {
+        let secret = config.auth.hs256_secret.as_ref().ok_or_else(|| {
+            StartError::Invalid("auth.hs256_secret is required for HS256".into())
+        })?;
+        return Ok((SigningKey::hs256(secret.expose().as_bytes())?, None));
+    }
+    if let Some(pem) = &config.auth.signing_key {
+        return Ok((SigningKey::ed25519_from_pem(pem.expose())?, None));
+    }
+    let path = config.signing_key_path();
+    if path.exists() {
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| StartError::Io(format!("cannot read `{}`: {e}", path.display())))?;
+        return Ok((SigningKey::ed25519_from_pem(&pem)?, None));
+    }
+    if !config.auth.generate_missing_key {
+        return Err(StartError::Invalid(format!(
+            "no signing key: set auth.signing_key (KELVIN_AUTH__SIGNING_KEY) or create `{}`",
+            path.display()
+        )));
+    }
+    // First start: key, platform API key row, token file, and only then the key file, so an
+    // interrupted bootstrap starts over cleanly.
+    let pem = kelvin_auth::generate_ed25519_pem()?;
+    let key = SigningKey::ed25519_from_pem(&pem)?;
+    let key_id = NewApiKey::new_id();
+    let expire = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+        + BOOTSTRAP_TOKEN_DAYS * 86_400;
+    store
+        .create_platform_key(
+            NewApiKey {
+                id: key_id.clone(),
+                org_id: String::new(),
+                tenant_id: None,
+                role: Role::Admin,
+                display_name: "bootstrap admin".into(),
+                expire_time_ms: expire * 1000,
+            },
+            "system:bootstrap",
+        )
+        .await?;
+    let token = key.sign(&Claims {
+        sub: "bootstrap-admin".into(),
+        iss: config.auth.issuer.clone(),
+        aud: config.auth.audience.clone(),
+        exp: expire as u64,
+        iat: (expire - BOOTSTRAP_TOKEN_DAYS * 86_400) as u64,
+        jti: Some(key_id),
+        org: "*".into(),
+        tenants: TenantsClaim::All,
+        role: Role::Admin,
+    })?;
+    let token_path = path.parent().unwrap_or(Path::new(".")).join(ADMIN_TOKEN_FILE);
+    write_private(&token_path, &format!("{token}\n"))?;
+    write_private(&path, &pem)?;
+    Ok((key, Some(token)))
+}
+
+/// Writes `contents` to `path`, readable by the owner only (0600).
+fn write_private(path: &Path, contents: &str) -> Result<(), StartError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| StartError::Io(format!("cannot write `{}`: {e}", path.display()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(contents.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The tower layer every call goes through: request id, span, authentication and permission.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use kelvin_auth::{TokenOrigin, Verifier, permission_for};
+use kelvin_store::Store;
+use tonic::Status;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+/// Metadata key of the request id (taken from the caller when valid, generated otherwise).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Shared state of the layer.
+pub(crate) struct Gate {
+    pub(crate) verifier: Arc<Verifier>,
+    pub(crate) store: Store,
+}
+
+#[derive(Clone)]
+pub(crate) struct CallLayer {
+    gate: Arc<Gate>,
+}
+
+impl CallLayer {
+    pub(crate) fn new(gate: Gate) -> Self {
+        Self { gate: Arc::new(gate) }
+    }
+}
+
+impl<S> Layer<S> for CallLayer {
+    type Service = CallService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallService { inner, gate: self.gate.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct CallService<S> {
+    inner: S,
+    gate: Arc<Gate>,
+}
+
+/// Health checks and reflection are open: probes and tools need them without a token.
+fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+}
+
+fn valid_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}
+
+impl<S, B> Service<Request<B>> for CallService<S>
+where
+    S: Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let gate = self.gate.clone();
+        let path = request.uri().path().to_owned();
+        let request_id = match request.headers().get(REQUEST_ID_HEADER) {
+            Some(v) if valid_request_id(v) => v.clone(),
+            _ => {
+                let fresh = HeaderValue::from_str(&uuid::Uuid::now_v7().to_string());
+                let fresh = fresh.unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+                request.headers_mut().insert(REQUEST_ID_HEADER, fresh.clone());
+                fresh
+            }
+        };
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %path,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.method = %path,
+            request_id = %request_id.to_str().unwrap_or_default(),
+            actor = tracing::field::Empty,
+            grpc.status = tracing::field::Empty,
+        );
+        kelvin_telemetry::set_remote_parent(&span, request.headers());
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let public = is_public(&path);
+                let mut response = if public {
+                    inner.call(request).await?
+                } else {
+                    match gate.admit(&path, request.headers()).await {
+                        Ok(principal) => {
+                            tracing::Span::current().record("actor", principal.actor());
+                            request.extensions_mut().insert(principal);
+                            inner.call(request).await?
+                        }
+                        Err(status) => status.into_http(),
+                    }
+                };
+                response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("0")
+                    .to_owned();
+                tracing::Span::current().record("grpc.status", code.as_str());
+                if !public {
+                    tracing::info!(elapsed_ms = started.elapsed().as_secs_f64() * 1e3, grpc.status = %code, "call");
+                }
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+impl Gate {
+    /// Authenticates the bearer token and checks the permission table.
+    async fn admit(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<kelvin_auth::Principal, Status> {
+        let value = headers
+            .get("authorization")
+            .ok_or_else(|| Status::unauthenticated("missing bearer token in `authorization` metadata"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Status::unauthenticated("`authorization` must be `Bearer <token>`"))?;
+        let verified = self
+            .verifier
+            .verify(token)
+            .await
+            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        if verified.origin == TokenOrigin::Kelvin
+            && let Some(key_id) = verified.principal.api_key_id()
+        {
+            let active = self.store.api_key_is_active(key_id).await.map_err(|error| {
+                tracing::error!(%error, "cannot check API key");
+                Status::unavailable("cannot check the token now, retry")
+            })?;
+            if !active {
+                return Err(Status::unauthenticated("token revoked or expired"));
+            }
+        }
+        let roles = permission_for(path)
+            .ok_or_else(|| Status::permission_denied(format!("`{path}` is not open to any role")))?;
+        let role = verified.principal.role();
+        if !roles.contains(&role) {
+            return Err(Status::permission_denied(format!(
+                "role `{}` may not call `{path}`",
+                role.as_str()
+            )));
+        }
+        Ok(verified.principal)
+    }
+}

@@ -1,0 +1,54 @@
+//! The one place where errors become gRPC statuses. Internal details are logged, never sent.
+
+use tonic::Status;
+
+/// An error a handler returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Store(#[from] kelvin_store::Error),
+    #[error("invalid {field}: {message}")]
+    InvalidArgument { field: String, message: String },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A bad request field: INVALID_ARGUMENT naming `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidArgument { field: field.into(), message: message.into() }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        use kelvin_store::Error as S;
+        match error {
+            ApiError::Store(e) => match e {
+                S::NotFound { .. } => Status::not_found(e.to_string()),
+                S::AlreadyExists { .. } => Status::already_exists(e.to_string()),
+                S::PermissionDenied(_) => Status::permission_denied(e.to_string()),
+                S::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+                S::Aborted(_) => Status::aborted(e.to_string()),
+                S::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
+                S::Db(_) | S::Config(_) => internal(&e),
+            },
+            e @ ApiError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+            ApiError::Unauthenticated(m) => Status::unauthenticated(m),
+            ApiError::PermissionDenied(m) => Status::permission_denied(m),
+            e @ ApiError::Internal(_) => internal(&e),
+        }
+    }
+}
+
+fn internal(error: &dyn std::error::Error) -> Status {
+    let incident = uuid::Uuid::now_v7();
+    tracing::error!(%incident, error = %error, "internal error");
+    Status::internal(format!("internal error (incident {incident})"))
+}

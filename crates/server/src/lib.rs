@@ -1,0 +1,19 @@
+//! What every Kelvin service binary shares: start-up (config, telemetry, store, cache, keys),
+//! the gRPC server (health, reflection, authentication, a request id and a span per call, message
+//! limits, graceful shutdown) and the one mapping of errors to gRPC statuses.
+//!
+//! The three services differ only in what they [`Mount`].
+
+mod app;
+mod bootstrap;
+mod call;
+mod cli;
+mod context;
+mod error;
+mod health;
+
+pub use app::{Application, Mount, MountFn};
+pub use bootstrap::{ADMIN_TOKEN_FILE, Runtime, StartError};
+pub use cli::{CommonArgs, ServiceCli, ServiceCommand, migrate, run_service, serve, shutdown_signal};
+pub use context::{CallContext, call_context};
+pub use error::{ApiError, ApiResult};

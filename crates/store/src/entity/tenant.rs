@@ -1,0 +1,25 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tenants")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub org_id: String,
+    pub display_name: String,
+    /// JSON object of string labels.
+    pub labels: String,
+    /// `active` or `deleted`.
+    pub state: String,
+    pub create_request_id: Option<String>,
+    pub create_time: i64,
+    pub update_time: i64,
+    pub delete_time: Option<i64>,
+    pub purge_time: Option<i64>,
+    pub version: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

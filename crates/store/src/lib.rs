@@ -1,0 +1,127 @@
+//! The relational store: SQLite (embedded default) or PostgreSQL through sea-orm.
+//!
+//! Every read and write goes through an [`Access`], obtained from [`Store::access`] with a
+//! verified [`Principal`]. `Access` checks the principal's reach on every call, so a query that
+//! forgets its tenant cannot be written by accident: rows out of reach are reported exactly like
+//! rows that do not exist. Tenant-owned data is reached through a [`TenantScope`], which only
+//! `Access` can produce. Every mutation writes its audit row in the same transaction.
+
+mod access;
+mod audit;
+mod entity;
+mod error;
+mod migration;
+mod page;
+mod purge;
+mod types;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm_migration::MigratorTrait;
+
+pub use access::{Access, AuditContext, TenantScope};
+pub use error::{Error, Result};
+pub use kelvin_auth::Principal;
+pub use page::Page;
+pub use types::{
+    ApiKey, AuditEvent, AuditFilter, NewApiKey, NewTenant, Organization, Tenant, TenantPatch,
+    TenantState,
+};
+
+/// A pool of connections to the relational store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`). For SQLite the parent
+    /// directory is created, WAL journaling and a busy timeout are set.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10));
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let file = path.split('?').next().unwrap_or_default();
+            if let Some(parent) = Path::new(file).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::Config(format!("cannot create `{}`: {e}", parent.display()))
+                })?;
+            }
+            options.max_connections(8).map_sqlx_sqlite_opts(|o| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        } else {
+            options.max_connections(16);
+        }
+        let db = Database::connect(options).await?;
+        Ok(Self { db })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<()> {
+        migration::Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// Names of the migrations not applied yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>> {
+        Ok(migration::Migrator::get_pending_migrations(&self.db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect())
+    }
+
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        self.db.ping().await?;
+        Ok(())
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => "sqlite",
+            DbBackend::Postgres => "postgres",
+            _ => "other",
+        }
+    }
+
+    /// Everything `principal` may read and change.
+    pub fn access<'a>(&'a self, principal: &'a Principal) -> Access<'a> {
+        Access::new(&self.db, principal)
+    }
+
+    /// Whether the Kelvin API key `id` exists, is not revoked, not expired, and its tenant (when
+    /// it has one) is not deleted. Called by authentication for every Kelvin-minted token.
+    pub async fn api_key_is_active(&self, id: &str) -> Result<bool> {
+        access::api_key_is_active(&self.db, id, types::now_ms()).await
+    }
+
+    /// Creates the platform operator's key (organization `*`), audited as a bootstrap event.
+    pub async fn create_platform_key(&self, key: NewApiKey, actor: &str) -> Result<ApiKey> {
+        access::create_platform_key(&self.db, key, actor).await
+    }
+
+    /// Erases the tenants whose purge time has passed; returns their ids.
+    pub async fn purge_due_tenants(&self) -> Result<Vec<String>> {
+        purge::purge_due_tenants(&self.db, types::now_ms()).await
+    }
+
+    /// Runs raw SQL (tests and the migration command use it to prepare databases).
+    pub async fn execute_unprepared(&self, sql: &str) -> Result<()> {
+        self.db.execute_unprepared(sql).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! Erasing soft-deleted tenants once their purge time has passed.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
+
+use crate::AuditContext;
+use crate::audit::{self, Entry};
+use crate::entity::{api_key, tenant};
+use crate::Result;
+
+/// Erases every tenant due for purge: its API keys, its own row and (as later features add
+/// tenant-owned tables) all its data, in one transaction per tenant. Audit rows stay, holding
+/// identifiers only.
+pub(crate) async fn purge_due_tenants(db: &DatabaseConnection, now: i64) -> Result<Vec<String>> {
+    let due = tenant::Entity::find()
+        .filter(tenant::Column::State.eq("deleted"))
+        .filter(tenant::Column::PurgeTime.lte(now))
+        .all(db)
+        .await?;
+    let mut purged = Vec::new();
+    for t in due {
+        let txn = db.begin().await?;
+        purge_tenant(&txn, &t.id).await?;
+        audit::record(
+            &txn,
+            "system:purge",
+            &AuditContext { request_id: String::new(), reason: "purge time reached".into() },
+            Entry {
+                org_id: Some(&t.org_id),
+                tenant_id: Some(&t.id),
+                action: "tenant.purge",
+                resource: format!("tenants/{}", t.id),
+                before: None,
+                after: None,
+            },
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        tracing::info!(tenant = %t.id, "tenant purged");
+        purged.push(t.id);
+    }
+    Ok(purged)
+}
+
+async fn purge_tenant<C: ConnectionTrait>(db: &C, tenant_id: &str) -> Result<()> {
+    api_key::Entity::delete_many().filter(api_key::Column::TenantId.eq(tenant_id)).exec(db).await?;
+    tenant::Entity::delete_by_id(tenant_id.to_owned()).exec(db).await?;
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The resources the store hands out (plain data, independent of sea-orm and of the contract).
+
+use std::collections::BTreeMap;
+
+use kelvin_auth::Role;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Checks a resource id: 1-63 characters of `[a-z0-9-]`, starting with a letter, not ending
+/// with `-`.
+pub(crate) fn validate_id(field: &str, id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.ends_with('-')
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            "must be 1-63 characters of [a-z0-9-], start with a letter and not end with '-'",
+        ))
+    }
+}
+
+pub(crate) fn validate_display_name(field: &str, name: &str) -> Result<()> {
+    if name.chars().count() > 200 {
+        return Err(Error::invalid(field, "must be at most 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
+    if labels.len() > 64 {
+        return Err(Error::invalid("labels", "at most 64 labels"));
+    }
+    for (k, v) in labels {
+        let key_ok = !k.is_empty()
+            && k.len() <= 63
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+        if !key_ok {
+            return Err(Error::invalid(
+                format!("labels[{k}]"),
+                "keys are 1-63 characters of [A-Za-z0-9-_./]",
+            ));
+        }
+        if v.chars().count() > 256 {
+            return Err(Error::invalid(format!("labels[{k}]"), "values are at most 256 characters"));
+        }
+    }
+    Ok(())
+}
+
+/// A generated id: `prefix` and 12 random hex digits.
+pub(crate) fn generated_id(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..12])
+}
+
+/// An organization (agency).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Organization {
+    pub id: String,
+    pub display_name: String,
+    pub create_time_ms: i64,
+    pub update_time_ms: i64,
+    pub etag: String,
+}
+
+/// Lifecycle of a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantState {
+    Active,
+    Deleted,
+}
+
+/// A client company of an organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub org_id: String,
+    pub display_name: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: TenantState,
+    pub create_time_ms: i64,
+    pub update_time_ms: i64,
+    pub delete_time_ms: Option<i64>,
+    pub purge_time_ms: Option<i64>,
+    pub etag: String,
+}
+
+/// What CreateTenant asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewTenant {
+    pub org_id: String,
+    /// Empty: generated.
+    pub id: String,
+    pub display_name: String,
+    pub labels: BTreeMap<String, String>,
+    pub request_id: String,
+}
+
+/// What UpdateTenant changes (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct TenantPatch {
+    pub display_name: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+    /// When non-empty, must equal the current etag.
+    pub etag: String,
+}
+
+/// An API key's metadata (never the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    /// `None` for the platform operator's keys.
+    pub org_id: Option<String>,
+    /// `None` for an organization-wide key.
+    pub tenant_id: Option<String>,
+    pub role: Role,
+    pub display_name: String,
+    pub creator: String,
+    pub create_time_ms: i64,
+    pub expire_time_ms: i64,
+    pub revoke_time_ms: Option<i64>,
+}
+
+/// What CreateApiKey stores; the id is chosen by the caller because the token (minted before the
+/// row is written) carries it as `jti`.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: String,
+    pub org_id: String,
+    pub tenant_id: Option<String>,
+    pub role: Role,
+    pub display_name: String,
+    pub expire_time_ms: i64,
+}
+
+impl NewApiKey {
+    /// A fresh key id.
+    pub fn new_id() -> String {
+        format!("key-{}", uuid::Uuid::now_v7().simple())
+    }
+}
+
+/// One audited mutation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: String,
+    pub org_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub request_id: String,
+    pub reason: String,
+    pub time_ms: i64,
+}
+
+/// ListAuditEvents filters (empty / `None`: any).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub org_id: String,
+    pub tenant_id: String,
+    pub actor: String,
+    pub resource: String,
+    pub action: String,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+}

@@ -1,0 +1,70 @@
+//! Project automation, as `cargo xtask <command>` (see `usage`): one entry point so that a
+//! developer's machine and CI run the tests, servers and linters the same way.
+
+mod cmd;
+mod lint;
+mod serve;
+mod servers;
+mod test_run;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  test       install what the tests need, lint the contract with buf, then run the workspace's
+             tests against SQLite and against PostgreSQL (with Redis), and print a summary
+             (KELVIN_TEST_THREADS: threads per test binary, default 4)
+  services   start throwaway PostgreSQL and Redis, print their URLs as `export` lines, and
+             stop them when stdin closes or on ctrl-c
+  lint       buf lint, cargo fmt --check and cargo clippy -D warnings
+  help       this text";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["test"] => test_run::test(&root),
+        ["services"] => serve::services(),
+        ["lint"] => lint::lint(&root),
+        [] | ["help" | "-h" | "--help", ..] => return usage(None),
+        _ => return usage(Some(&args.join(" "))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(unknown: Option<&str>) -> ExitCode {
+    if let Some(args) = unknown {
+        eprintln!("xtask: unknown command: {args}\n");
+    }
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Runs one phase of a command and reports how long it took, failed or not.
+pub fn phase<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    eprintln!("xtask: {name} ...");
+    let started = Instant::now();
+    let result = f();
+    let verdict = if result.is_ok() { "done" } else { "failed" };
+    eprintln!("xtask: {name} {verdict} in {:.1}s", started.elapsed().as_secs_f64());
+    result
+}
