@@ -1,0 +1,234 @@
+//! Shared helpers of the integration tests: `spawn_app` starts the all-in-one server on a free
+//! port against the backend under test, with a fresh database per test.
+//!
+//! The backend comes from the environment that `cargo xtask test` sets:
+//! `KELVIN_TEST_BACKEND` (`sqlite`, the default, or `postgres`), `KELVIN_TEST_DATABASE_URL` (a
+//! PostgreSQL admin URL, one database is created per test) and `KELVIN_TEST_REDIS_URL` (Redis,
+//! used with PostgreSQL; every test gets its own key prefix).
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use kelvin_config::{Config, Secret};
+use kelvin_proto::v1::tenant_service_client::TenantServiceClient;
+use kelvin_server::{Application, Runtime};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// The store the tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend selected by `KELVIN_TEST_BACKEND`.
+pub fn backend() -> Backend {
+    match std::env::var("KELVIN_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("KELVIN_TEST_BACKEND must be sqlite or postgres, not {other}"),
+    }
+}
+
+fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info,sqlx=warn")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A fresh, empty database URL for one test.
+pub async fn fresh_database_url(dir: &std::path::Path) -> String {
+    match backend() {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("kelvin.db").display()),
+        Backend::Postgres => {
+            let admin = std::env::var("KELVIN_TEST_DATABASE_URL").expect(
+                "KELVIN_TEST_BACKEND=postgres needs KELVIN_TEST_DATABASE_URL: run `cargo xtask test`",
+            );
+            let name = format!("kelvin_t_{}", uuid::Uuid::new_v4().simple());
+            let store = kelvin_store::Store::connect(&admin).await.unwrap();
+            store.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+            let (base, _) = admin.rsplit_once('/').unwrap();
+            format!("{base}/{name}")
+        }
+    }
+}
+
+/// The configuration of a test server: port 0, a temporary data directory, a fresh database,
+/// Redis with a unique prefix on the PostgreSQL backend.
+pub async fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = kelvin::embedded_defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = dir.to_path_buf();
+    config.database_url = Some(Secret::new(fresh_database_url(dir).await));
+    config.server.health_check_interval_ms = 200;
+    config.server.shutdown_grace_seconds = 5;
+    if backend() == Backend::Postgres {
+        let redis = std::env::var("KELVIN_TEST_REDIS_URL")
+            .expect("the postgres backend needs KELVIN_TEST_REDIS_URL: run `cargo xtask test`");
+        config.cache.redis_url = Some(Secret::new(redis));
+        config.cache.key_prefix = format!("kelvin-test-{}", uuid::Uuid::new_v4().simple());
+    }
+    config
+}
+
+/// A running all-in-one server.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    /// The platform admin token created on first start.
+    pub admin_token: String,
+    pub runtime: Arc<Runtime>,
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn tenants(&self) -> TenantServiceClient<Channel> {
+        TenantServiceClient::new(self.channel.clone())
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the all-in-one server and waits until health says SERVING.
+pub async fn spawn_app() -> TestApp {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path()).await;
+    let runtime = Arc::new(Runtime::start(config).await.unwrap());
+    let admin_token = runtime.bootstrap_token.clone().expect("first start creates a token");
+    let app = Application::build(runtime.clone(), kelvin::ALL_SERVICES).await.unwrap();
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
+    wait_serving(channel.clone(), "").await;
+    TestApp { addr, admin_token, runtime, channel, stop: Some(stop), task: Some(task), _dir: dir }
+}
+
+/// Polls `grpc.health.v1` until `service` is SERVING (10 s at most).
+pub async fn wait_serving(channel: Channel, service: &str) {
+    let mut health = HealthClient::new(channel);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = health
+            .check(tonic_health::pb::HealthCheckRequest { service: service.to_owned() })
+            .await;
+        if let Ok(r) = reply
+            && r.get_ref().status == ServingStatus::Serving as i32
+        {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "server never became SERVING");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// A timestamp `days` from now.
+pub fn days_from_now(days: i64) -> prost_types::Timestamp {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    prost_types::Timestamp { seconds: now.as_secs() as i64 + days * 86_400, nanos: 0 }
+}
+
+/// Test fixtures built through the API.
+pub mod fixtures {
+    use kelvin_proto::v1 as pb;
+
+    use super::{TestApp, authed, days_from_now};
+
+    pub async fn org(app: &TestApp, id: &str) -> pb::Organization {
+        app.tenants()
+            .create_organization(authed(
+                &app.admin_token,
+                pb::CreateOrganizationRequest {
+                    organization_id: id.into(),
+                    display_name: format!("Agency {id}"),
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .organization
+            .unwrap()
+    }
+
+    pub async fn tenant(app: &TestApp, org: &str, id: &str) -> pb::Tenant {
+        app.tenants()
+            .create_tenant(authed(
+                &app.admin_token,
+                pb::CreateTenantRequest {
+                    organization_id: org.into(),
+                    tenant_id: id.into(),
+                    display_name: format!("Client {id}"),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .tenant
+            .unwrap()
+    }
+
+    /// A token for `tenant` of `org` (empty `tenant`: organization-wide) with `role`.
+    pub async fn token(app: &TestApp, org: &str, tenant: &str, role: pb::Role) -> (String, String) {
+        let reply = app
+            .tenants()
+            .create_api_key(authed(
+                &app.admin_token,
+                pb::CreateApiKeyRequest {
+                    organization_id: org.into(),
+                    tenant_id: tenant.into(),
+                    role: role as i32,
+                    display_name: format!("{role:?} key"),
+                    expire_time: Some(days_from_now(30)),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        (reply.token, reply.api_key.unwrap().api_key_id)
+    }
+}
