@@ -232,3 +232,66 @@ pub mod fixtures {
         (reply.token, reply.api_key.unwrap().api_key_id)
     }
 }
+
+/// Built binaries of the workspace, run as separate processes.
+pub mod process {
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    /// The path of workspace binary `name` (built by `cargo test --workspace`).
+    pub fn binary(name: &str) -> PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+        let path = dir.join(name);
+        assert!(
+            path.exists(),
+            "{} is not built: run the suite with `cargo xtask test` (it builds the whole workspace)",
+            path.display()
+        );
+        path
+    }
+
+    /// A free loopback port (bound, then released).
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// A child process killed when dropped.
+    pub struct Running {
+        pub child: Child,
+    }
+
+    impl Running {
+        /// Spawns `command`; its logs show only when `TEST_LOG` is set.
+        pub fn spawn(command: &mut Command) -> Self {
+            if std::env::var_os("TEST_LOG").is_none() {
+                command.stderr(Stdio::null());
+            }
+            let child = command.stdin(Stdio::null()).spawn().unwrap();
+            Self { child }
+        }
+
+        /// Sends SIGTERM and waits (15 s at most) for the exit status.
+        pub fn terminate(&mut self) -> std::process::ExitStatus {
+            let pid = self.child.id().to_string();
+            let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            assert!(sent.success());
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    return status;
+                }
+                assert!(std::time::Instant::now() < deadline, "process did not stop on SIGTERM");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

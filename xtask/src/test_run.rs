@@ -178,14 +178,29 @@ fn run_cargo_test(
         .with_context(|| format!("could not start `{what}`"))?;
     let stdout = child.stdout.take().context("cargo test's stdout was not captured")?;
     let mut echo = std::io::stdout().lock();
+    let mut read_error = None;
     for line in BufReader::new(stdout).split(b'\n') {
-        let line = line.context("could not read cargo test's output")?;
-        // Echo failures must not stop the scan (or leave cargo blocked on a full pipe).
-        let _ =
-            echo.write_all(&line).and_then(|()| echo.write_all(b"\n")).and_then(|()| echo.flush());
-        scan(&String::from_utf8_lossy(&line));
+        match line {
+            Ok(line) => {
+                // Echo failures must not stop the scan (or leave cargo blocked on a full pipe).
+                let _ = echo
+                    .write_all(&line)
+                    .and_then(|()| echo.write_all(b"\n"))
+                    .and_then(|()| echo.flush());
+                scan(&String::from_utf8_lossy(&line));
+            }
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        }
     }
-    child.wait().with_context(|| format!("could not wait for `{what}`"))
+    // Wait even after a read error, so that no cargo outlives its pass.
+    let status = child.wait().with_context(|| format!("could not wait for `{what}`"))?;
+    match read_error {
+        Some(e) => Err(e).context("could not read cargo test's output"),
+        None => Ok(status),
+    }
 }
 
 /// Counts from a libtest line such as

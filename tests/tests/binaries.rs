@@ -1,0 +1,184 @@
+//! The binaries as users and Kubernetes run them: `kelvin up` on a fresh data directory, each
+//! service binary alone, `migrate`, `--dump-config`, SIGTERM, and clients in other languages.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use kelvin_integration_tests::process::{Running, binary, free_port};
+use kelvin_integration_tests::{Backend, authed, backend, fresh_database_url, wait_serving};
+use kelvin_proto::v1 as pb;
+use tonic::transport::Channel;
+
+/// Backend settings for a spawned process: the database URL flag and, with PostgreSQL, Redis.
+async fn backend_env(dir: &Path, command: &mut Command) {
+    command.arg("--database-url").arg(fresh_database_url(dir).await);
+    if backend() == Backend::Postgres {
+        command
+            .env("KELVIN_CACHE__REDIS_URL", std::env::var("KELVIN_TEST_REDIS_URL").unwrap())
+            .env("KELVIN_CACHE__KEY_PREFIX", format!("kelvin-test-{}", uuid::Uuid::new_v4().simple()));
+    }
+}
+
+fn repo_root() -> PathBuf {
+    std::env::var("KELVIN_REPO_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+fn python() -> PathBuf {
+    PathBuf::from(std::env::var("KELVIN_TEST_PYTHON").expect(
+        "KELVIN_TEST_PYTHON is not set: run the suite with `cargo xtask test`, which installs the Python client tools",
+    ))
+}
+
+async fn connect(port: u16) -> Channel {
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
+    wait_serving(channel.clone(), "").await;
+    channel
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kelvin_up_bootstraps_once_serves_clients_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut command = Command::new(binary("kelvin"));
+    command
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env_remove("KELVIN_CONFIG")
+        .stdout(Stdio::piped());
+    if backend() == Backend::Postgres {
+        backend_env(dir.path(), &mut command).await;
+    }
+    let mut server = Running::spawn(&mut command);
+    let stdout = server.child.stdout.take().unwrap();
+    let token = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("eyJ"))
+            .expect("the first start prints the admin token")
+    })
+    .await
+    .unwrap();
+    let channel = connect(port).await;
+
+    // The token is also in a file only its owner can read.
+    let file = data.join("admin-token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(data.join("signing-key.pem")).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // A Python client generated from proto/ creates and lists resources (reflection v1alpha too).
+    let output = Command::new(python())
+        .arg(repo_root().join("tests/python/client_test.py"))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(&token)
+        .arg(repo_root().join("proto"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "python client failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // grpcurl lists the services through reflection.
+    let grpcurl = python().parent().unwrap().join("grpcurl");
+    let output = Command::new(&grpcurl).args(["-plaintext", &format!("127.0.0.1:{port}"), "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "grpcurl: {}", String::from_utf8_lossy(&output.stderr));
+    for service in ["kelvin.v1.TenantService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"] {
+        assert!(listed.contains(service), "grpcurl list: {listed}");
+    }
+
+    let mut api = pb::tenant_service_client::TenantServiceClient::new(channel.clone());
+    let orgs = api.list_organizations(authed(&token, pb::ListOrganizationsRequest::default())).await.unwrap();
+    assert_eq!(orgs.into_inner().organizations.len(), 1, "the Python client's organization");
+    drop(api);
+    drop(channel);
+
+    let status = server.terminate();
+    assert!(status.success(), "exit status after SIGTERM: {status:?}");
+
+    // A second start keeps the key and the token, and prints no new token.
+    let mut server = Running::spawn(command.stdout(Stdio::piped()));
+    let channel = connect(port).await;
+    let mut api = pb::tenant_service_client::TenantServiceClient::new(channel);
+    api.list_organizations(authed(&token, pb::ListOrganizationsRequest::default())).await.unwrap();
+    assert!(server.terminate().success());
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut server.child.stdout.take().unwrap(), &mut printed).unwrap();
+    assert!(!printed.contains("eyJ"), "the token is shown once: {printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_binary_runs_alone_after_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = kelvin_auth::generate_ed25519_pem().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    // Serving on an unmigrated schema is refused with a clear message.
+    let refused = Command::new(binary("kelvin-rules"))
+        .args(["serve", "--database-url", &url, "--listen", "127.0.0.1:0"])
+        .env("KELVIN_AUTH__SIGNING_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("migrate"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let migrated = Command::new(binary("kelvin-rules")).args(["migrate", "--database-url", &url]).output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let again = Command::new(binary("kelvin-rules")).args(["migrate", "--database-url", &url]).output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("applied 0 migrations"));
+
+    for (name, service) in [
+        ("kelvin-rules", "kelvin.v1.TenantService"),
+        ("kelvin-ingest", ""),
+        ("kelvin-scoring", ""),
+    ] {
+        let port = free_port();
+        let mut command = Command::new(binary(name));
+        command
+            .args(["serve", "--database-url", &url, "--listen", &format!("127.0.0.1:{port}")])
+            .env("KELVIN_AUTH__SIGNING_KEY", &key);
+        if backend() == Backend::Postgres {
+            command.env("KELVIN_CACHE__REDIS_URL", std::env::var("KELVIN_TEST_REDIS_URL").unwrap());
+        }
+        let mut server = Running::spawn(&mut command);
+        let channel = connect(port).await;
+        wait_serving(channel.clone(), service).await;
+        drop(channel);
+        let status = server.terminate();
+        assert!(status.success(), "{name} after SIGTERM: {status:?}");
+    }
+}
+
+#[test]
+fn dump_config_shows_layers_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kelvin.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:7000\"\n[cache]\nkey_prefix = \"from-file\"\n").unwrap();
+    let output = Command::new(binary("kelvin-scoring"))
+        .arg("--dump-config")
+        .arg("--config")
+        .arg(&file)
+        .args(["--database-url", "postgres://kelvin:s3cret@db/kelvin"])
+        .env("KELVIN_CACHE__REDIS_URL", "redis://:hunter2@cache:6379")
+        .env("KELVIN_CACHE__KEY_PREFIX", "from-env")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let dump = String::from_utf8(output.stdout).unwrap();
+    assert!(dump.contains("127.0.0.1:7000"), "{dump}");
+    assert!(dump.contains("from-env"), "{dump}");
+    assert!(!dump.contains("s3cret") && !dump.contains("hunter2"), "{dump}");
+    assert!(dump.contains("[redacted]"), "{dump}");
+}
