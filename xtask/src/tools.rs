@@ -53,7 +53,7 @@ impl Apt {
     }
 }
 
-/// Where the server programs are, and how to run PostgreSQL's as the `postgres` user when we
+/// Where the server programs are, and how to run PostgreSQL's programs as `postgres` when we
 /// are root (PostgreSQL refuses to run as root).
 pub struct ServerTools {
     pub redis_server: PathBuf,
