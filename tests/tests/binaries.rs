@@ -19,7 +19,10 @@ async fn backend_env(dir: &Path, command: &mut Command) {
     if backend() == Backend::Postgres {
         command
             .env("KELVIN_CACHE__REDIS_URL", std::env::var("KELVIN_TEST_REDIS_URL").unwrap())
-            .env("KELVIN_CACHE__KEY_PREFIX", format!("kelvin-test-{}", uuid::Uuid::new_v4().simple()));
+            .env(
+                "KELVIN_CACHE__KEY_PREFIX",
+                format!("kelvin-test-{}", uuid::Uuid::new_v4().simple()),
+            );
     }
 }
 
@@ -75,7 +78,10 @@ async fn kelvin_up_bootstraps_once_serves_clients_and_stops_on_sigterm() {
     let file = data.join("admin-token");
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(data.join("signing-key.pem")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(data.join("signing-key.pem")).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     // A Python client generated from proto/ creates and lists resources (reflection v1alpha too).
     let output = Command::new(python())
@@ -94,16 +100,26 @@ async fn kelvin_up_bootstraps_once_serves_clients_and_stops_on_sigterm() {
 
     // grpcurl lists the services through reflection.
     let grpcurl = python().parent().unwrap().join("grpcurl");
-    let output = Command::new(&grpcurl).args(["-plaintext", &format!("127.0.0.1:{port}"), "list"]).output().unwrap();
+    let output = Command::new(&grpcurl)
+        .args(["-plaintext", &format!("127.0.0.1:{port}"), "list"])
+        .output()
+        .unwrap();
     let listed = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "grpcurl: {}", String::from_utf8_lossy(&output.stderr));
     // grpcurl 1.8 speaks reflection v1alpha; v1 is checked by the Rust client in auth.rs.
-    for service in ["kelvin.v1.TenantService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"] {
+    for service in [
+        "kelvin.v1.TenantService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
         assert!(listed.contains(service), "grpcurl list: {listed}");
     }
 
     let mut api = pb::tenant_service_client::TenantServiceClient::new(channel.clone());
-    let orgs = api.list_organizations(authed(&token, pb::ListOrganizationsRequest::default())).await.unwrap();
+    let orgs = api
+        .list_organizations(authed(&token, pb::ListOrganizationsRequest::default()))
+        .await
+        .unwrap();
     assert_eq!(orgs.into_inner().organizations.len(), 1, "the Python client's organization");
     drop(api);
     drop(channel);
@@ -134,17 +150,25 @@ async fn each_service_binary_runs_alone_after_migrate() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("migrate"), "{}", String::from_utf8_lossy(&refused.stderr));
-    let migrated = Command::new(binary("kelvin-rules")).args(["migrate", "--database-url", &url]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("migrate"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let migrated = Command::new(binary("kelvin-rules"))
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
     assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
-    let again = Command::new(binary("kelvin-rules")).args(["migrate", "--database-url", &url]).output().unwrap();
+    let again = Command::new(binary("kelvin-rules"))
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("applied 0 migrations"));
 
-    for (name, service) in [
-        ("kelvin-rules", "kelvin.v1.TenantService"),
-        ("kelvin-ingest", ""),
-        ("kelvin-scoring", ""),
-    ] {
+    for (name, service) in
+        [("kelvin-rules", "kelvin.v1.TenantService"), ("kelvin-ingest", ""), ("kelvin-scoring", "")]
+    {
         let port = free_port();
         let mut command = Command::new(binary(name));
         command
@@ -166,7 +190,8 @@ async fn each_service_binary_runs_alone_after_migrate() {
 fn dump_config_shows_layers_and_hides_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kelvin.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:7000\"\n[cache]\nkey_prefix = \"from-file\"\n").unwrap();
+    std::fs::write(&file, "listen = \"127.0.0.1:7000\"\n[cache]\nkey_prefix = \"from-file\"\n")
+        .unwrap();
     let output = Command::new(binary("kelvin-scoring"))
         .arg("--dump-config")
         .arg("--config")

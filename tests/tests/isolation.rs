@@ -34,50 +34,213 @@ fn ok<T>(r: Result<tonic::Response<T>, Status>) -> Result<(), Status> {
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { rpc: "GetOrganization", call: |app, token, t| Box::pin(async move {
-            ok(app.tenants().get_organization(authed(token, pb::GetOrganizationRequest { organization_id: t.org.clone() })).await)
-        }) },
-        Case { rpc: "ListTenants", call: |app, token, t| Box::pin(async move {
-            ok(app.tenants().list_tenants(authed(token, pb::ListTenantsRequest { organization_id: t.org.clone(), ..Default::default() })).await)
-        }) },
-        Case { rpc: "CreateTenant", call: |app, token, t| Box::pin(async move {
-            ok(app.tenants().create_tenant(authed(token, pb::CreateTenantRequest { organization_id: t.org.clone(), tenant_id: "intruder".into(), ..Default::default() })).await)
-        }) },
-        Case { rpc: "GetTenant", call: |app, token, t| Box::pin(async move {
-            ok(app.tenants().get_tenant(authed(token, pb::GetTenantRequest { tenant_id: t.tenant.clone() })).await)
-        }) },
-        Case { rpc: "UpdateTenant", call: |app, token, t| Box::pin(async move {
-            let tenant = pb::Tenant { tenant_id: t.tenant.clone(), display_name: "pwned".into(), ..Default::default() };
-            ok(app.tenants().update_tenant(authed(token, pb::UpdateTenantRequest { tenant: Some(tenant), update_mask: None })).await)
-        }) },
-        Case { rpc: "DeleteTenant", call: |app, token, t| Box::pin(async move {
-            ok(app.tenants().delete_tenant(authed(token, pb::DeleteTenantRequest { tenant_id: t.tenant.clone(), etag: String::new() })).await)
-        }) },
-        Case { rpc: "CreateApiKey", call: |app, token, t| Box::pin(async move {
-            ok(app.tenants().create_api_key(authed(token, pb::CreateApiKeyRequest {
-                organization_id: t.org.clone(), tenant_id: t.tenant.clone(), role: pb::Role::Admin as i32,
-                display_name: "backdoor".into(), expire_time: Some(days_from_now(1)),
-            })).await)
-        }) },
-        Case { rpc: "ListApiKeys", call: |app, token, t| Box::pin(async move {
-            ok(app.tenants().list_api_keys(authed(token, pb::ListApiKeysRequest { organization_id: t.org.clone(), tenant_id: t.tenant.clone(), ..Default::default() })).await)
-        }) },
-        Case { rpc: "RevokeApiKey", call: |app, token, t| Box::pin(async move {
-            ok(app.tenants().revoke_api_key(authed(token, pb::RevokeApiKeyRequest { api_key_id: t.key.clone() })).await)
-        }) },
-        Case { rpc: "ListAuditEvents", call: |app, token, t| Box::pin(async move {
-            ok(app.tenants().list_audit_events(authed(token, pb::ListAuditEventsRequest { organization_id: t.org.clone(), tenant_id: t.tenant.clone(), ..Default::default() })).await)
-        }) },
+        Case {
+            rpc: "GetOrganization",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(app
+                        .tenants()
+                        .get_organization(authed(
+                            token,
+                            pb::GetOrganizationRequest { organization_id: t.org.clone() },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ListTenants",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(app
+                        .tenants()
+                        .list_tenants(authed(
+                            token,
+                            pb::ListTenantsRequest {
+                                organization_id: t.org.clone(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "CreateTenant",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(app
+                        .tenants()
+                        .create_tenant(authed(
+                            token,
+                            pb::CreateTenantRequest {
+                                organization_id: t.org.clone(),
+                                tenant_id: "intruder".into(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "GetTenant",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(app
+                        .tenants()
+                        .get_tenant(authed(
+                            token,
+                            pb::GetTenantRequest { tenant_id: t.tenant.clone() },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "UpdateTenant",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    let tenant = pb::Tenant {
+                        tenant_id: t.tenant.clone(),
+                        display_name: "pwned".into(),
+                        ..Default::default()
+                    };
+                    ok(app
+                        .tenants()
+                        .update_tenant(authed(
+                            token,
+                            pb::UpdateTenantRequest { tenant: Some(tenant), update_mask: None },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "DeleteTenant",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(app
+                        .tenants()
+                        .delete_tenant(authed(
+                            token,
+                            pb::DeleteTenantRequest {
+                                tenant_id: t.tenant.clone(),
+                                etag: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "CreateApiKey",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(app
+                        .tenants()
+                        .create_api_key(authed(
+                            token,
+                            pb::CreateApiKeyRequest {
+                                organization_id: t.org.clone(),
+                                tenant_id: t.tenant.clone(),
+                                role: pb::Role::Admin as i32,
+                                display_name: "backdoor".into(),
+                                expire_time: Some(days_from_now(1)),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ListApiKeys",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(app
+                        .tenants()
+                        .list_api_keys(authed(
+                            token,
+                            pb::ListApiKeysRequest {
+                                organization_id: t.org.clone(),
+                                tenant_id: t.tenant.clone(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "RevokeApiKey",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(app
+                        .tenants()
+                        .revoke_api_key(authed(
+                            token,
+                            pb::RevokeApiKeyRequest { api_key_id: t.key.clone() },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ListAuditEvents",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(app
+                        .tenants()
+                        .list_audit_events(authed(
+                            token,
+                            pb::ListAuditEventsRequest {
+                                organization_id: t.org.clone(),
+                                tenant_id: t.tenant.clone(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
         // Not addressed by resource: a tenant token may not create organizations at all, and
         // the list shows its own organization only (checked below).
-        Case { rpc: "CreateOrganization", call: |app, token, t| Box::pin(async move {
-            ok(app.tenants().create_organization(authed(token, pb::CreateOrganizationRequest { organization_id: format!("{}-x", t.org), ..Default::default() })).await)
-        }) },
-        Case { rpc: "ListOrganizations", call: |app, token, _| Box::pin(async move {
-            let orgs = app.tenants().list_organizations(authed(token, pb::ListOrganizationsRequest::default())).await?.into_inner();
-            let ids: Vec<_> = orgs.organizations.iter().map(|o| o.organization_id.as_str()).collect();
-            if ids == ["agency-a"] { Err(Status::not_found("only its own organization")) } else { Ok(()) }
-        }) },
+        Case {
+            rpc: "CreateOrganization",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(app
+                        .tenants()
+                        .create_organization(authed(
+                            token,
+                            pb::CreateOrganizationRequest {
+                                organization_id: format!("{}-x", t.org),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ListOrganizations",
+            call: |app, token, _| {
+                Box::pin(async move {
+                    let orgs = app
+                        .tenants()
+                        .list_organizations(authed(token, pb::ListOrganizationsRequest::default()))
+                        .await?
+                        .into_inner();
+                    let ids: Vec<_> =
+                        orgs.organizations.iter().map(|o| o.organization_id.as_str()).collect();
+                    if ids == ["agency-a"] {
+                        Err(Status::not_found("only its own organization"))
+                    } else {
+                        Ok(())
+                    }
+                })
+            },
+        },
     ]
 }
 
@@ -122,12 +285,15 @@ async fn a_tenant_token_cannot_reach_another_tenant_through_any_rpc() {
             // The same call on something that does not exist, in an organization the token
             // does (same_org) or does not (other_org) reach.
             let ghost_org = if target.org == "agency-a" { "agency-a" } else { "ghost-org" };
-            let ghost = Target { org: ghost_org.into(), tenant: "ghost".into(), key: "key-ghost".into() };
+            let ghost =
+                Target { org: ghost_org.into(), tenant: "ghost".into(), key: "key-ghost".into() };
             let ghost_status = (case.call)(&app, &token, &ghost).await.expect_err(case.rpc);
             let status = (case.call)(&app, &token, target).await.expect_err(case.rpc);
             // Replace the longest identifiers first: a key id may contain a tenant id.
             let (code, message) = normalized(&status, &target.key, "key-ghost");
-            let message = message.replace(&target.org, ghost_org).replace(&format!("`{}`", target.tenant), "`ghost`");
+            let message = message
+                .replace(&target.org, ghost_org)
+                .replace(&format!("`{}`", target.tenant), "`ghost`");
             assert_eq!(
                 (code, message),
                 (ghost_status.code(), ghost_status.message().to_owned()),
@@ -142,12 +308,35 @@ async fn a_tenant_token_cannot_reach_another_tenant_through_any_rpc() {
     }
 
     // Nothing changed: tenant a2 and b1 are intact, and no key was created for them.
-    let t = app.tenants().get_tenant(authed(&app.admin_token, pb::GetTenantRequest { tenant_id: "b1".into() })).await.unwrap().into_inner().tenant.unwrap();
+    let t = app
+        .tenants()
+        .get_tenant(authed(&app.admin_token, pb::GetTenantRequest { tenant_id: "b1".into() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
     assert_eq!((t.display_name.as_str(), t.state), ("Client b1", pb::TenantState::Active as i32));
-    let keys = app.tenants().list_api_keys(authed(&app.admin_token, pb::ListApiKeysRequest { organization_id: "agency-b".into(), ..Default::default() })).await.unwrap().into_inner();
+    let keys = app
+        .tenants()
+        .list_api_keys(authed(
+            &app.admin_token,
+            pb::ListApiKeysRequest { organization_id: "agency-b".into(), ..Default::default() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(keys.api_keys.len(), 1);
     // Listing its own organization shows its tenant only.
-    let own = app.tenants().list_tenants(authed(&token, pb::ListTenantsRequest { organization_id: "agency-a".into(), ..Default::default() })).await.unwrap().into_inner();
+    let own = app
+        .tenants()
+        .list_tenants(authed(
+            &token,
+            pb::ListTenantsRequest { organization_id: "agency-a".into(), ..Default::default() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(own.tenants.iter().map(|t| t.tenant_id.as_str()).collect::<Vec<_>>(), ["a1"]);
     app.stop().await;
 }
@@ -164,41 +353,136 @@ async fn an_agency_token_reaches_every_tenant_of_its_organization_and_nothing_el
     let mut api = app.tenants();
 
     for t in ["a1", "a2"] {
-        api.get_tenant(authed(&agency, pb::GetTenantRequest { tenant_id: t.into() })).await.unwrap();
-        api.create_api_key(authed(&agency, pb::CreateApiKeyRequest {
-            organization_id: "agency-a".into(), tenant_id: t.into(), role: pb::Role::Ingest as i32,
-            display_name: "ingest".into(), expire_time: Some(days_from_now(7)),
-        })).await.unwrap();
+        api.get_tenant(authed(&agency, pb::GetTenantRequest { tenant_id: t.into() }))
+            .await
+            .unwrap();
+        api.create_api_key(authed(
+            &agency,
+            pb::CreateApiKeyRequest {
+                organization_id: "agency-a".into(),
+                tenant_id: t.into(),
+                role: pb::Role::Ingest as i32,
+                display_name: "ingest".into(),
+                expire_time: Some(days_from_now(7)),
+            },
+        ))
+        .await
+        .unwrap();
     }
-    let listed = api.list_tenants(authed(&agency, pb::ListTenantsRequest { organization_id: "agency-a".into(), ..Default::default() })).await.unwrap().into_inner();
+    let listed = api
+        .list_tenants(authed(
+            &agency,
+            pb::ListTenantsRequest { organization_id: "agency-a".into(), ..Default::default() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.tenants.len(), 2);
-    let created = api.create_tenant(authed(&agency, pb::CreateTenantRequest { organization_id: "agency-a".into(), tenant_id: "a3".into(), ..Default::default() })).await.unwrap();
+    let created = api
+        .create_tenant(authed(
+            &agency,
+            pb::CreateTenantRequest {
+                organization_id: "agency-a".into(),
+                tenant_id: "a3".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
     assert_eq!(created.into_inner().tenant.unwrap().organization_id, "agency-a");
-    let audit = api.list_audit_events(authed(&agency, pb::ListAuditEventsRequest { organization_id: "agency-a".into(), ..Default::default() })).await.unwrap().into_inner();
+    let audit = api
+        .list_audit_events(authed(
+            &agency,
+            pb::ListAuditEventsRequest { organization_id: "agency-a".into(), ..Default::default() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     let tenants: BTreeSet<_> = audit.audit_events.iter().map(|e| e.tenant_id.as_str()).collect();
     assert_eq!(tenants, BTreeSet::from(["", "a1", "a2", "a3"]));
 
-    let orgs = api.list_organizations(authed(&agency, pb::ListOrganizationsRequest::default())).await.unwrap().into_inner();
-    assert_eq!(orgs.organizations.iter().map(|o| o.organization_id.as_str()).collect::<Vec<_>>(), ["agency-a"]);
+    let orgs = api
+        .list_organizations(authed(&agency, pb::ListOrganizationsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        orgs.organizations.iter().map(|o| o.organization_id.as_str()).collect::<Vec<_>>(),
+        ["agency-a"]
+    );
     for status in [
-        api.get_organization(authed(&agency, pb::GetOrganizationRequest { organization_id: "agency-b".into() })).await.unwrap_err(),
-        api.get_tenant(authed(&agency, pb::GetTenantRequest { tenant_id: "b1".into() })).await.unwrap_err(),
-        api.list_tenants(authed(&agency, pb::ListTenantsRequest { organization_id: "agency-b".into(), ..Default::default() })).await.unwrap_err(),
-        api.create_tenant(authed(&agency, pb::CreateTenantRequest { organization_id: "agency-b".into(), tenant_id: "b9".into(), ..Default::default() })).await.unwrap_err(),
-        api.list_audit_events(authed(&agency, pb::ListAuditEventsRequest { organization_id: "agency-b".into(), ..Default::default() })).await.unwrap_err(),
+        api.get_organization(authed(
+            &agency,
+            pb::GetOrganizationRequest { organization_id: "agency-b".into() },
+        ))
+        .await
+        .unwrap_err(),
+        api.get_tenant(authed(&agency, pb::GetTenantRequest { tenant_id: "b1".into() }))
+            .await
+            .unwrap_err(),
+        api.list_tenants(authed(
+            &agency,
+            pb::ListTenantsRequest { organization_id: "agency-b".into(), ..Default::default() },
+        ))
+        .await
+        .unwrap_err(),
+        api.create_tenant(authed(
+            &agency,
+            pb::CreateTenantRequest {
+                organization_id: "agency-b".into(),
+                tenant_id: "b9".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err(),
+        api.list_audit_events(authed(
+            &agency,
+            pb::ListAuditEventsRequest { organization_id: "agency-b".into(), ..Default::default() },
+        ))
+        .await
+        .unwrap_err(),
     ] {
         assert_eq!(status.code(), Code::NotFound, "{status:?}");
     }
     // An agency is not the platform: it cannot create organizations.
-    let denied = api.create_organization(authed(&agency, pb::CreateOrganizationRequest { organization_id: "agency-c".into(), ..Default::default() })).await.unwrap_err();
+    let denied = api
+        .create_organization(authed(
+            &agency,
+            pb::CreateOrganizationRequest {
+                organization_id: "agency-c".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     // A tenant-limited admin cannot mint organization-wide keys nor create tenants.
     let (tenant_admin, _) = fixtures::token(&app, "agency-a", "a1", pb::Role::Admin).await;
-    let denied = api.create_api_key(authed(&tenant_admin, pb::CreateApiKeyRequest {
-        organization_id: "agency-a".into(), role: pb::Role::Admin as i32, expire_time: Some(days_from_now(1)), ..Default::default()
-    })).await.unwrap_err();
+    let denied = api
+        .create_api_key(authed(
+            &tenant_admin,
+            pb::CreateApiKeyRequest {
+                organization_id: "agency-a".into(),
+                role: pb::Role::Admin as i32,
+                expire_time: Some(days_from_now(1)),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
-    let denied = api.create_tenant(authed(&tenant_admin, pb::CreateTenantRequest { organization_id: "agency-a".into(), tenant_id: "a4".into(), ..Default::default() })).await.unwrap_err();
+    let denied = api
+        .create_tenant(authed(
+            &tenant_admin,
+            pb::CreateTenantRequest {
+                organization_id: "agency-a".into(),
+                tenant_id: "a4".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     app.stop().await;
 }

@@ -24,9 +24,13 @@ async fn organizations_and_tenants_round_trip_with_pages_and_idempotent_creates(
     let first = api.create_organization(authed(&token, create(""))).await.unwrap().into_inner();
     let again = api.create_organization(authed(&token, create(""))).await.unwrap().into_inner();
     assert_eq!(first.organization, again.organization);
-    let dup = api.create_organization(authed(&token, pb::CreateOrganizationRequest {
-        organization_id: "acme".into(), ..Default::default()
-    })).await.unwrap_err();
+    let dup = api
+        .create_organization(authed(
+            &token,
+            pb::CreateOrganizationRequest { organization_id: "acme".into(), ..Default::default() },
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
 
     for i in 0..5 {
@@ -36,12 +40,15 @@ async fn organizations_and_tenants_round_trip_with_pages_and_idempotent_creates(
     let mut page_token = String::new();
     loop {
         let page = api
-            .list_tenants(authed(&token, pb::ListTenantsRequest {
-                organization_id: "acme".into(),
-                page_size: 2,
-                page_token: page_token.clone(),
-                show_deleted: false,
-            }))
+            .list_tenants(authed(
+                &token,
+                pb::ListTenantsRequest {
+                    organization_id: "acme".into(),
+                    page_size: 2,
+                    page_token: page_token.clone(),
+                    show_deleted: false,
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -70,10 +77,40 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     let token = app.admin_token.clone();
     fixtures::org(&app, "acme").await;
     let cases: Vec<(pb::CreateTenantRequest, &str)> = vec![
-        (pb::CreateTenantRequest { organization_id: "acme".into(), tenant_id: "Bad_Id".into(), ..Default::default() }, "tenant_id"),
-        (pb::CreateTenantRequest { organization_id: "".into(), tenant_id: "ok".into(), ..Default::default() }, "organization_id"),
-        (pb::CreateTenantRequest { organization_id: "acme".into(), tenant_id: "ok".into(), display_name: "x".repeat(300), ..Default::default() }, "display_name"),
-        (pb::CreateTenantRequest { organization_id: "acme".into(), tenant_id: "ok".into(), labels: [("bad key!".to_string(), "v".to_string())].into(), ..Default::default() }, "labels"),
+        (
+            pb::CreateTenantRequest {
+                organization_id: "acme".into(),
+                tenant_id: "Bad_Id".into(),
+                ..Default::default()
+            },
+            "tenant_id",
+        ),
+        (
+            pb::CreateTenantRequest {
+                organization_id: "".into(),
+                tenant_id: "ok".into(),
+                ..Default::default()
+            },
+            "organization_id",
+        ),
+        (
+            pb::CreateTenantRequest {
+                organization_id: "acme".into(),
+                tenant_id: "ok".into(),
+                display_name: "x".repeat(300),
+                ..Default::default()
+            },
+            "display_name",
+        ),
+        (
+            pb::CreateTenantRequest {
+                organization_id: "acme".into(),
+                tenant_id: "ok".into(),
+                labels: [("bad key!".to_string(), "v".to_string())].into(),
+                ..Default::default()
+            },
+            "labels",
+        ),
     ];
     for (request, field) in cases {
         let status = api.create_tenant(authed(&token, request)).await.unwrap_err();
@@ -81,39 +118,75 @@ async fn bad_input_names_the_field_and_writes_nothing() {
         assert!(status.message().contains(field), "{field}: {}", status.message());
     }
     let err = api
-        .list_tenants(authed(&token, pb::ListTenantsRequest { organization_id: "acme".into(), page_size: -1, ..Default::default() }))
+        .list_tenants(authed(
+            &token,
+            pb::ListTenantsRequest {
+                organization_id: "acme".into(),
+                page_size: -1,
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert!(err.message().contains("page_size"));
     let err = api
-        .list_tenants(authed(&token, pb::ListTenantsRequest { organization_id: "acme".into(), page_token: "garbage!".into(), ..Default::default() }))
+        .list_tenants(authed(
+            &token,
+            pb::ListTenantsRequest {
+                organization_id: "acme".into(),
+                page_token: "garbage!".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert!(err.message().contains("page_token"));
     let err = api
-        .create_api_key(authed(&token, pb::CreateApiKeyRequest {
-            organization_id: "acme".into(), role: pb::Role::Reader as i32, expire_time: Some(days_from_now(-1)), ..Default::default()
-        }))
+        .create_api_key(authed(
+            &token,
+            pb::CreateApiKeyRequest {
+                organization_id: "acme".into(),
+                role: pb::Role::Reader as i32,
+                expire_time: Some(days_from_now(-1)),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("expire_time"), "{}", err.message());
     let err = api
-        .create_api_key(authed(&token, pb::CreateApiKeyRequest {
-            organization_id: "acme".into(), role: 0, expire_time: Some(days_from_now(1)), ..Default::default()
-        }))
+        .create_api_key(authed(
+            &token,
+            pb::CreateApiKeyRequest {
+                organization_id: "acme".into(),
+                role: 0,
+                expire_time: Some(days_from_now(1)),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert!(err.message().contains("role"), "{}", err.message());
     // Nothing was written: the tenant list is empty and the audit log has the org creation only.
     let tenants = api
-        .list_tenants(authed(&token, pb::ListTenantsRequest { organization_id: "acme".into(), show_deleted: true, ..Default::default() }))
+        .list_tenants(authed(
+            &token,
+            pb::ListTenantsRequest {
+                organization_id: "acme".into(),
+                show_deleted: true,
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert!(tenants.tenants.is_empty());
     let audit = api
-        .list_audit_events(authed(&token, pb::ListAuditEventsRequest { organization_id: "acme".into(), ..Default::default() }))
+        .list_audit_events(authed(
+            &token,
+            pb::ListAuditEventsRequest { organization_id: "acme".into(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -135,10 +208,13 @@ async fn update_with_field_mask_and_etag_then_soft_delete() {
     change.display_name = "Acme France".into();
     change.labels = [("tier".to_string(), "gold".to_string())].into();
     let updated = api
-        .update_tenant(authed(&token, pb::UpdateTenantRequest {
-            tenant: Some(change.clone()),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["display_name".into()] }),
-        }))
+        .update_tenant(authed(
+            &token,
+            pb::UpdateTenantRequest {
+                tenant: Some(change.clone()),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["display_name".into()] }),
+            },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -149,15 +225,21 @@ async fn update_with_field_mask_and_etag_then_soft_delete() {
     assert_ne!(updated.etag, t.etag);
     // A stale etag is refused.
     let stale = api
-        .update_tenant(authed(&token, pb::UpdateTenantRequest { tenant: Some(change.clone()), update_mask: None }))
+        .update_tenant(authed(
+            &token,
+            pb::UpdateTenantRequest { tenant: Some(change.clone()), update_mask: None },
+        ))
         .await
         .unwrap_err();
     assert_eq!(stale.code(), Code::Aborted);
     let bad_mask = api
-        .update_tenant(authed(&token, pb::UpdateTenantRequest {
-            tenant: Some(updated.clone()),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["organization_id".into()] }),
-        }))
+        .update_tenant(authed(
+            &token,
+            pb::UpdateTenantRequest {
+                tenant: Some(updated.clone()),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["organization_id".into()] }),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(bad_mask.code(), Code::InvalidArgument);
@@ -165,10 +247,15 @@ async fn update_with_field_mask_and_etag_then_soft_delete() {
 
     // A tenant key works until the tenant is deleted.
     let (tenant_token, _) = fixtures::token(&app, "acme", "acme-fr", pb::Role::Reader).await;
-    api.get_tenant(authed(&tenant_token, pb::GetTenantRequest { tenant_id: "acme-fr".into() })).await.unwrap();
+    api.get_tenant(authed(&tenant_token, pb::GetTenantRequest { tenant_id: "acme-fr".into() }))
+        .await
+        .unwrap();
 
     let deleted = api
-        .delete_tenant(authed(&token, pb::DeleteTenantRequest { tenant_id: "acme-fr".into(), etag: updated.etag.clone() }))
+        .delete_tenant(authed(
+            &token,
+            pb::DeleteTenantRequest { tenant_id: "acme-fr".into(), etag: updated.etag.clone() },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -176,39 +263,59 @@ async fn update_with_field_mask_and_etag_then_soft_delete() {
         .unwrap();
     assert_eq!(deleted.state, pb::TenantState::Deleted as i32);
     assert!(deleted.purge_time.unwrap().seconds > deleted.delete_time.unwrap().seconds);
-    let got = api.get_tenant(authed(&token, pb::GetTenantRequest { tenant_id: "acme-fr".into() })).await.unwrap().into_inner();
+    let got = api
+        .get_tenant(authed(&token, pb::GetTenantRequest { tenant_id: "acme-fr".into() }))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.tenant.unwrap().state, pb::TenantState::Deleted as i32);
     let listed = api
-        .list_tenants(authed(&token, pb::ListTenantsRequest { organization_id: "acme".into(), ..Default::default() }))
+        .list_tenants(authed(
+            &token,
+            pb::ListTenantsRequest { organization_id: "acme".into(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert!(listed.tenants.is_empty());
     let err = api
-        .update_tenant(authed(&token, pb::UpdateTenantRequest { tenant: Some(deleted.clone()), update_mask: None }))
+        .update_tenant(authed(
+            &token,
+            pb::UpdateTenantRequest { tenant: Some(deleted.clone()), update_mask: None },
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = api.get_tenant(authed(&tenant_token, pb::GetTenantRequest { tenant_id: "acme-fr".into() })).await.unwrap_err();
+    let err = api
+        .get_tenant(authed(&tenant_token, pb::GetTenantRequest { tenant_id: "acme-fr".into() }))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "a deleted tenant's keys stop working");
 
     // The purge erases it for good once due.
     assert!(app.runtime.store.purge_due_tenants().await.unwrap().is_empty());
-    app.runtime.store
+    app.runtime
+        .store
         .execute_unprepared("UPDATE tenants SET purge_time = 0 WHERE id = 'acme-fr'")
         .await
         .unwrap();
     assert_eq!(app.runtime.store.purge_due_tenants().await.unwrap(), ["acme-fr"]);
-    let err = api.get_tenant(authed(&token, pb::GetTenantRequest { tenant_id: "acme-fr".into() })).await.unwrap_err();
+    let err = api
+        .get_tenant(authed(&token, pb::GetTenantRequest { tenant_id: "acme-fr".into() }))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
     // Every mutation left an audit row, newest first, with before and after.
     let audit = api
-        .list_audit_events(authed(&token, pb::ListAuditEventsRequest {
-            organization_id: "acme".into(),
-            resource: "tenants/acme-fr".into(),
-            ..Default::default()
-        }))
+        .list_audit_events(authed(
+            &token,
+            pb::ListAuditEventsRequest {
+                organization_id: "acme".into(),
+                resource: "tenants/acme-fr".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -217,7 +324,10 @@ async fn update_with_field_mask_and_etag_then_soft_delete() {
     let update = &audit.audit_events[2];
     assert_eq!(update.actor, "bootstrap-admin");
     assert!(!update.request_id.is_empty());
-    let name = |s: &Option<prost_types::Struct>| match s.as_ref().unwrap().fields["display_name"].kind.clone() {
+    let name = |s: &Option<prost_types::Struct>| match s.as_ref().unwrap().fields["display_name"]
+        .kind
+        .clone()
+    {
         Some(prost_types::value::Kind::StringValue(v)) => v,
         other => panic!("{other:?}"),
     };
@@ -237,7 +347,10 @@ async fn api_keys_are_listed_without_tokens_and_revocation_is_immediate() {
     let (admin, _) = fixtures::token(&app, "acme", "", pb::Role::Admin).await;
 
     let keys = api
-        .list_api_keys(authed(&admin, pb::ListApiKeysRequest { organization_id: "acme".into(), ..Default::default() }))
+        .list_api_keys(authed(
+            &admin,
+            pb::ListApiKeysRequest { organization_id: "acme".into(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -245,9 +358,14 @@ async fn api_keys_are_listed_without_tokens_and_revocation_is_immediate() {
     assert!(keys.api_keys.iter().any(|k| k.api_key_id == reader_id && k.tenant_id == "acme-fr"));
 
     // A reader may read but not administer.
-    api.get_tenant(authed(&reader, pb::GetTenantRequest { tenant_id: "acme-fr".into() })).await.unwrap();
+    api.get_tenant(authed(&reader, pb::GetTenantRequest { tenant_id: "acme-fr".into() }))
+        .await
+        .unwrap();
     let denied = api
-        .list_api_keys(authed(&reader, pb::ListApiKeysRequest { organization_id: "acme".into(), ..Default::default() }))
+        .list_api_keys(authed(
+            &reader,
+            pb::ListApiKeysRequest { organization_id: "acme".into(), ..Default::default() },
+        ))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
@@ -260,16 +378,29 @@ async fn api_keys_are_listed_without_tokens_and_revocation_is_immediate() {
         .api_key
         .unwrap();
     assert!(revoked.revoke_time.is_some());
-    let err = api.get_tenant(authed(&reader, pb::GetTenantRequest { tenant_id: "acme-fr".into() })).await.unwrap_err();
+    let err = api
+        .get_tenant(authed(&reader, pb::GetTenantRequest { tenant_id: "acme-fr".into() }))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let active = api
-        .list_api_keys(authed(&admin, pb::ListApiKeysRequest { organization_id: "acme".into(), ..Default::default() }))
+        .list_api_keys(authed(
+            &admin,
+            pb::ListApiKeysRequest { organization_id: "acme".into(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(active.api_keys.len(), 1);
     let all = api
-        .list_api_keys(authed(&admin, pb::ListApiKeysRequest { organization_id: "acme".into(), show_revoked: true, ..Default::default() }))
+        .list_api_keys(authed(
+            &admin,
+            pb::ListApiKeysRequest {
+                organization_id: "acme".into(),
+                show_revoked: true,
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -277,32 +408,41 @@ async fn api_keys_are_listed_without_tokens_and_revocation_is_immediate() {
 
     // Audit filters: by actor and by time.
     let by_admin = api
-        .list_audit_events(authed(&token, pb::ListAuditEventsRequest {
-            organization_id: "acme".into(),
-            action: "api_key.revoke".into(),
-            ..Default::default()
-        }))
+        .list_audit_events(authed(
+            &token,
+            pb::ListAuditEventsRequest {
+                organization_id: "acme".into(),
+                action: "api_key.revoke".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(by_admin.audit_events.len(), 1);
     assert!(by_admin.audit_events[0].actor.starts_with("apikey:"));
     let future = api
-        .list_audit_events(authed(&token, pb::ListAuditEventsRequest {
-            organization_id: "acme".into(),
-            start_time: Some(days_from_now(1)),
-            ..Default::default()
-        }))
+        .list_audit_events(authed(
+            &token,
+            pb::ListAuditEventsRequest {
+                organization_id: "acme".into(),
+                start_time: Some(days_from_now(1)),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert!(future.audit_events.is_empty());
     let by_tenant = api
-        .list_audit_events(authed(&token, pb::ListAuditEventsRequest {
-            organization_id: "acme".into(),
-            tenant_id: "acme-fr".into(),
-            ..Default::default()
-        }))
+        .list_audit_events(authed(
+            &token,
+            pb::ListAuditEventsRequest {
+                organization_id: "acme".into(),
+                tenant_id: "acme-fr".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();

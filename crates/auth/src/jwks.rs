@@ -98,8 +98,8 @@ async fn fetch(source: &JwksSource) -> Result<HashMap<String, ExternalKey>> {
 /// Parses a JWKS document. Keys without a kid, or whose single algorithm cannot be told, are
 /// refused: a key must never verify under an algorithm its owner did not intend.
 pub(crate) fn parse(text: &str) -> Result<HashMap<String, ExternalKey>> {
-    let set: JwkSet =
-        serde_json::from_str(text).map_err(|e| Error::Key(format!("invalid JWKS document: {e}")))?;
+    let set: JwkSet = serde_json::from_str(text)
+        .map_err(|e| Error::Key(format!("invalid JWKS document: {e}")))?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
         let Some(kid) = jwk.common.key_id.clone() else {

@@ -50,7 +50,12 @@ impl SigningKey {
         let public = key.verifying_key().to_bytes();
         let encoding = EncodingKey::from_ed_pem(pem.as_bytes())?;
         let decoding = DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(public))?;
-        Ok(Self { kid: format!("ed-{}", short_hash(&public)), algorithm: Algorithm::EdDSA, encoding, decoding })
+        Ok(Self {
+            kid: format!("ed-{}", short_hash(&public)),
+            algorithm: Algorithm::EdDSA,
+            encoding,
+            decoding,
+        })
     }
 
     /// An HS256 key from a shared secret (at least 32 bytes).

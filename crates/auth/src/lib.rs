@@ -18,7 +18,7 @@ pub use jwks::JwksSource;
 pub use keys::{SigningKey, generate_ed25519_pem};
 pub use permissions::{PERMISSIONS, Permission, permission_for};
 pub use principal::{OrgReach, Principal, Role, TenantReach};
-pub use verify::{TokenOrigin, Verifier, VerifiedToken};
+pub use verify::{TokenOrigin, VerifiedToken, Verifier};
 
 /// Why a token or key was refused.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::jwks::ExternalKeys;
-use crate::{Claims, Error, JwksSource, OrgReach, Principal, Result, SigningKey, TenantReach, TenantsClaim};
+use crate::{
+    Claims, Error, JwksSource, OrgReach, Principal, Result, SigningKey, TenantReach, TenantsClaim,
+};
 
 /// Who issued a verified token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,10 +128,7 @@ impl Verifier {
         }
         let api_key_id = match origin {
             TokenOrigin::Kelvin => Some(
-                claims
-                    .jti
-                    .filter(|j| !j.is_empty())
-                    .ok_or_else(|| invalid("token has no jti"))?,
+                claims.jti.filter(|j| !j.is_empty()).ok_or_else(|| invalid("token has no jti"))?,
             ),
             TokenOrigin::External => None,
         };

@@ -34,7 +34,11 @@ fn every_permission_names_an_rpc_once() {
     let methods = contract_methods();
     let mut seen = std::collections::HashSet::new();
     for p in PERMISSIONS {
-        assert!(methods.iter().any(|m| m == p.method), "{} is not an RPC of the contract", p.method);
+        assert!(
+            methods.iter().any(|m| m == p.method),
+            "{} is not an RPC of the contract",
+            p.method
+        );
         assert!(seen.insert(p.method), "{} is listed twice", p.method);
         assert!(!p.roles.is_empty(), "{} allows no role", p.method);
     }

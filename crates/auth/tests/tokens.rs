@@ -72,18 +72,25 @@ async fn hs256_keys_work_too() {
 async fn forgeries_are_rejected() {
     let (pem, key, verifier) = setup();
     // alg none.
-    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, key.kid()));
+    let header =
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, key.kid()));
     let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
     rejected(&verifier, &format!("{header}.{body}.")).await;
     // Another Ed25519 key claiming our kid.
     let other = SigningKey::ed25519_from_pem(&generate_ed25519_pem().unwrap()).unwrap();
     let mut h = Header::new(Algorithm::EdDSA);
     h.kid = Some(key.kid().into());
-    let forged = jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_ed_pem(generate_ed25519_pem().unwrap().as_bytes()).unwrap()).unwrap();
+    let forged = jsonwebtoken::encode(
+        &h,
+        &claims(),
+        &EncodingKey::from_ed_pem(generate_ed25519_pem().unwrap().as_bytes()).unwrap(),
+    )
+    .unwrap();
     assert!(rejected(&verifier, &forged).await.contains("signature"));
     let _ = other;
     // HS256 signed with the Ed25519 public key (algorithm confusion).
-    let public = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap().verifying_key().to_bytes();
+    let public =
+        ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap().verifying_key().to_bytes();
     let mut h = Header::new(Algorithm::HS256);
     h.kid = Some(key.kid().into());
     let forged = jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_secret(&public)).unwrap();
@@ -103,14 +110,18 @@ async fn forgeries_are_rejected() {
     assert!(rejected(&verifier, &token).await.contains("unknown key id"));
     let mut h = Header::new(Algorithm::EdDSA);
     h.kid = None;
-    let token = jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap()).unwrap();
+    let token =
+        jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap())
+            .unwrap();
     assert!(rejected(&verifier, &token).await.contains("kid"));
     // Missing sub; garbage; a Kelvin token without jti; a platform token limited to tenants.
     let mut value = serde_json::to_value(claims()).unwrap();
     value.as_object_mut().unwrap().remove("sub");
     let mut h = Header::new(Algorithm::EdDSA);
     h.kid = Some(key.kid().into());
-    let token = jsonwebtoken::encode(&h, &value, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap()).unwrap();
+    let token =
+        jsonwebtoken::encode(&h, &value, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap())
+            .unwrap();
     rejected(&verifier, &token).await;
     rejected(&verifier, "not-a-jwt").await;
     let mut c = claims();
@@ -125,7 +136,8 @@ async fn forgeries_are_rejected() {
 async fn an_external_issuer_is_trusted_through_its_jwks() {
     let (_, own, _) = setup();
     let pem = generate_ed25519_pem().unwrap();
-    let public = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap().verifying_key().to_bytes();
+    let public =
+        ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap().verifying_key().to_bytes();
     let jwks = format!(
         r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"idp-1","alg":"EdDSA","x":"{}"}}]}}"#,
         URL_SAFE_NO_PAD.encode(public)
@@ -144,13 +156,15 @@ async fn an_external_issuer_is_trusted_through_its_jwks() {
     c.tenants = TenantsClaim::All;
     let mut h = Header::new(Algorithm::EdDSA);
     h.kid = Some("idp-1".into());
-    let token = jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap()).unwrap();
+    let token =
+        jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap()).unwrap();
     let verified = verifier.verify(&token).await.unwrap();
     assert_eq!(verified.origin, TokenOrigin::External);
     assert!(verified.principal.is_org_wide("acme"));
     // The external key does not accept Kelvin's issuer, nor Kelvin's key the external one.
     c.iss = "kelvin".into();
-    let token = jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap()).unwrap();
+    let token =
+        jsonwebtoken::encode(&h, &c, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap()).unwrap();
     assert!(rejected(&verifier, &token).await.contains("issuer"));
     // A JWKS key with an algorithm contradicting its curve is refused.
     let bad = jwks.replace(r#""alg":"EdDSA""#, r#""alg":"ES256""#);

@@ -48,11 +48,7 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self {
-            redis_url: None,
-            key_prefix: "kelvin".to_owned(),
-            memory_max_entries: 100_000,
-        }
+        Self { redis_url: None, key_prefix: "kelvin".to_owned(), memory_max_entries: 100_000 }
     }
 }
 

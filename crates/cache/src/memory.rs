@@ -59,10 +59,8 @@ pub struct MemoryCache {
 impl MemoryCache {
     /// `max_entries` bounds the entry count; beyond it moka evicts by TinyLFU.
     pub fn new(max_entries: u64) -> Self {
-        let inner = moka::future::Cache::builder()
-            .max_capacity(max_entries)
-            .expire_after(EntryTtl)
-            .build();
+        let inner =
+            moka::future::Cache::builder().max_capacity(max_entries).expire_after(EntryTtl).build();
         Self { inner }
     }
 
@@ -73,20 +71,14 @@ impl MemoryCache {
 
 impl std::fmt::Debug for MemoryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryCache")
-            .field("entry_count", &self.inner.entry_count())
-            .finish()
+        f.debug_struct("MemoryCache").field("entry_count", &self.inner.entry_count()).finish()
     }
 }
 
 #[async_trait::async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .inner
-            .get(&Self::key(ns, key))
-            .await
-            .map(|e| e.value.to_vec()))
+        Ok(self.inner.get(&Self::key(ns, key)).await.map(|e| e.value.to_vec()))
     }
 
     async fn get_many(&self, ns: &Namespace, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -121,22 +113,14 @@ impl Cache for MemoryCache {
     }
 
     async fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
-        Ok(self
-            .inner
-            .remove(&Self::key(ns, key))
-            .await
-            .is_some_and(|e| e.is_live()))
+        Ok(self.inner.remove(&Self::key(ns, key)).await.is_some_and(|e| e.is_live()))
     }
 
     async fn clear_namespace(&self, ns: &Namespace) -> Result<u64> {
         // Collect first: removing while iterating is allowed by moka but the
         // iterator's view would then be harder to reason about.
-        let keys: Vec<Arc<Key>> = self
-            .inner
-            .iter()
-            .filter(|(k, _)| &k.0 == ns)
-            .map(|(k, _)| k)
-            .collect();
+        let keys: Vec<Arc<Key>> =
+            self.inner.iter().filter(|(k, _)| &k.0 == ns).map(|(k, _)| k).collect();
         let mut removed = 0u64;
         for k in keys {
             if self.inner.remove(&*k).await.is_some_and(|e| e.is_live()) {

@@ -28,9 +28,7 @@ pub struct RedisCache {
 impl std::fmt::Debug for RedisCache {
     // Hand-written: the connection's Debug would print the URL, password included.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisCache")
-            .field("key_prefix", &self.key_prefix)
-            .finish_non_exhaustive()
+        f.debug_struct("RedisCache").field("key_prefix", &self.key_prefix).finish_non_exhaustive()
     }
 }
 
@@ -39,9 +37,7 @@ impl RedisCache {
     /// when Redis is unreachable.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self> {
         if key_prefix.is_empty() {
-            return Err(Error::Config(
-                "redis key_prefix must not be empty".to_owned(),
-            ));
+            return Err(Error::Config("redis key_prefix must not be empty".to_owned()));
         }
         // The URL is not echoed: it may carry a password.
         let client = redis::Client::open(url)
@@ -64,10 +60,7 @@ impl RedisCache {
                 "timed out connecting to redis",
             ))
         })??;
-        let cache = Self {
-            conn,
-            key_prefix: key_prefix.to_owned(),
-        };
+        let cache = Self { conn, key_prefix: key_prefix.to_owned() };
         cache.ping().await?;
         Ok(cache)
     }
@@ -119,10 +112,7 @@ fn escape_glob(s: &str) -> String {
 impl Cache for RedisCache {
     async fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
         let mut conn = self.conn.clone();
-        Ok(redis::cmd("GET")
-            .arg(self.full_key(ns, key))
-            .query_async(&mut conn)
-            .await?)
+        Ok(redis::cmd("GET").arg(self.full_key(ns, key)).query_async(&mut conn).await?)
     }
 
     async fn get_many(&self, ns: &Namespace, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -165,11 +155,7 @@ impl Cache for RedisCache {
                     .await?;
             }
             None => {
-                redis::cmd("SET")
-                    .arg(full)
-                    .arg(value)
-                    .exec_async(&mut conn)
-                    .await?;
+                redis::cmd("SET").arg(full).arg(value).exec_async(&mut conn).await?;
             }
         }
         Ok(())
@@ -177,10 +163,8 @@ impl Cache for RedisCache {
 
     async fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
         let mut conn = self.conn.clone();
-        let removed: u64 = redis::cmd("UNLINK")
-            .arg(self.full_key(ns, key))
-            .query_async(&mut conn)
-            .await?;
+        let removed: u64 =
+            redis::cmd("UNLINK").arg(self.full_key(ns, key)).query_async(&mut conn).await?;
         Ok(removed > 0)
     }
 
@@ -199,10 +183,7 @@ impl Cache for RedisCache {
                 .query_async(&mut conn)
                 .await?;
             if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(keys)
-                    .query_async(&mut conn)
-                    .await?;
+                let n: u64 = redis::cmd("UNLINK").arg(keys).query_async(&mut conn).await?;
                 removed += n;
             }
             if next == 0 {

@@ -58,12 +58,8 @@ async fn wait_until_gone(c: &dyn Cache, ns: &Namespace, key: &str) {
 
 async fn ttl_expiry(c: &dyn Cache) {
     let ns = tenant("acme");
-    c.set(&ns, "short", b"v", Some(Duration::from_millis(150)))
-        .await
-        .unwrap();
-    c.set(&ns, "long", b"v", Some(Duration::from_secs(600)))
-        .await
-        .unwrap();
+    c.set(&ns, "short", b"v", Some(Duration::from_millis(150))).await.unwrap();
+    c.set(&ns, "long", b"v", Some(Duration::from_secs(600))).await.unwrap();
     c.set(&ns, "forever", b"v", None).await.unwrap();
     wait_until_gone(c, &ns, "short").await;
     assert_eq!(c.get(&ns, "long").await.unwrap(), Some(b"v".to_vec()));
@@ -76,14 +72,10 @@ async fn overwrite_resets_ttl(c: &dyn Cache) {
     let ns = tenant("acme");
     // Persistent -> with ttl: the new ttl applies.
     c.set(&ns, "a", b"1", None).await.unwrap();
-    c.set(&ns, "a", b"2", Some(Duration::from_millis(150)))
-        .await
-        .unwrap();
+    c.set(&ns, "a", b"2", Some(Duration::from_millis(150))).await.unwrap();
     wait_until_gone(c, &ns, "a").await;
     // With ttl -> persistent: the old ttl is dropped.
-    c.set(&ns, "b", b"1", Some(Duration::from_millis(150)))
-        .await
-        .unwrap();
+    c.set(&ns, "b", b"1", Some(Duration::from_millis(150))).await.unwrap();
     c.set(&ns, "b", b"2", None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(c.get(&ns, "b").await.unwrap(), Some(b"2".to_vec()));
@@ -100,35 +92,15 @@ async fn get_many_order(c: &dyn Cache) {
     let ns = tenant("acme");
     c.set(&ns, "a", b"A", None).await.unwrap();
     c.set(&ns, "c", b"C", None).await.unwrap();
-    let got = c
-        .get_many(&ns, &keys(&["c", "missing", "a", "c", "b"]))
-        .await
-        .unwrap();
+    let got = c.get_many(&ns, &keys(&["c", "missing", "a", "c", "b"])).await.unwrap();
     assert_eq!(
         got,
-        vec![
-            Some(b"C".to_vec()),
-            None,
-            Some(b"A".to_vec()),
-            Some(b"C".to_vec()),
-            None
-        ]
+        vec![Some(b"C".to_vec()), None, Some(b"A".to_vec()), Some(b"C".to_vec()), None]
     );
-    assert_eq!(
-        c.get_many(&ns, &[]).await.unwrap(),
-        Vec::<Option<Vec<u8>>>::new()
-    );
-    assert_eq!(
-        c.get_many(&ns, &keys(&["a"])).await.unwrap(),
-        vec![Some(b"A".to_vec())]
-    );
+    assert_eq!(c.get_many(&ns, &[]).await.unwrap(), Vec::<Option<Vec<u8>>>::new());
+    assert_eq!(c.get_many(&ns, &keys(&["a"])).await.unwrap(), vec![Some(b"A".to_vec())]);
     // Another namespace sees none of them.
-    assert_eq!(
-        c.get_many(&tenant("other"), &keys(&["a", "c"]))
-            .await
-            .unwrap(),
-        vec![None, None]
-    );
+    assert_eq!(c.get_many(&tenant("other"), &keys(&["a", "c"])).await.unwrap(), vec![None, None]);
 }
 
 async fn namespace_isolation(c: &dyn Cache) {
@@ -165,43 +137,24 @@ async fn clear_many_keys(c: &dyn Cache) {
     c.set(&tenant("bigger"), "k1", b"keep", None).await.unwrap();
     assert_eq!(c.clear_namespace(&ns).await.unwrap(), 1_200);
     assert_eq!(c.get(&ns, "k7").await.unwrap(), None);
-    assert_eq!(
-        c.get(&tenant("bigger"), "k1").await.unwrap(),
-        Some(b"keep".to_vec())
-    );
+    assert_eq!(c.get(&tenant("bigger"), "k1").await.unwrap(), Some(b"keep".to_vec()));
 }
 
 async fn tricky_tenant_ids(c: &dyn Cache) {
     // "a:b"/"c" and "a"/"b:c" would share a key if ':' were not escaped.
     c.set(&tenant("a:b"), "c", b"ab", None).await.unwrap();
     c.set(&tenant("a"), "b:c", b"a", None).await.unwrap();
-    assert_eq!(
-        c.get(&tenant("a:b"), "c").await.unwrap(),
-        Some(b"ab".to_vec())
-    );
-    assert_eq!(
-        c.get(&tenant("a"), "b:c").await.unwrap(),
-        Some(b"a".to_vec())
-    );
+    assert_eq!(c.get(&tenant("a:b"), "c").await.unwrap(), Some(b"ab".to_vec()));
+    assert_eq!(c.get(&tenant("a"), "b:c").await.unwrap(), Some(b"a".to_vec()));
 
     // A tenant named like an escape sequence is still its own namespace.
     c.set(&tenant("a%3Ab"), "c", b"pct", None).await.unwrap();
-    assert_eq!(
-        c.get(&tenant("a:b"), "c").await.unwrap(),
-        Some(b"ab".to_vec())
-    );
-    assert_eq!(
-        c.get(&tenant("a%3Ab"), "c").await.unwrap(),
-        Some(b"pct".to_vec())
-    );
+    assert_eq!(c.get(&tenant("a:b"), "c").await.unwrap(), Some(b"ab".to_vec()));
+    assert_eq!(c.get(&tenant("a%3Ab"), "c").await.unwrap(), Some(b"pct".to_vec()));
 
     // Tenants that look like the system namespace or globs.
-    c.set(&tenant("sys"), "k", b"tenant-sys", None)
-        .await
-        .unwrap();
-    c.set(&Namespace::System, "k", b"system", None)
-        .await
-        .unwrap();
+    c.set(&tenant("sys"), "k", b"tenant-sys", None).await.unwrap();
+    c.set(&Namespace::System, "k", b"system", None).await.unwrap();
     c.set(&tenant("*"), "k", b"star", None).await.unwrap();
     c.set(&tenant("?"), "k", b"q", None).await.unwrap();
     c.set(&tenant("[ab]"), "k", b"br", None).await.unwrap();
@@ -222,19 +175,12 @@ async fn tricky_tenant_ids(c: &dyn Cache) {
         (Namespace::System, "k", b"system"),
         (tenant("b"), "k", b"b"),
     ] {
-        assert_eq!(
-            c.get(&ns, key).await.unwrap(),
-            Some(want.to_vec()),
-            "{ns:?}/{key}"
-        );
+        assert_eq!(c.get(&ns, key).await.unwrap(), Some(want.to_vec()), "{ns:?}/{key}");
     }
 
     // Clearing "a" must not touch "a:b" (whose escaped prefix starts with "a").
     assert_eq!(c.clear_namespace(&tenant("a")).await.unwrap(), 1);
-    assert_eq!(
-        c.get(&tenant("a:b"), "c").await.unwrap(),
-        Some(b"ab".to_vec())
-    );
+    assert_eq!(c.get(&tenant("a:b"), "c").await.unwrap(), Some(b"ab".to_vec()));
 }
 
 async fn binary_values(c: &dyn Cache) {
@@ -245,14 +191,8 @@ async fn binary_values(c: &dyn Cache) {
     c.set(&ns, "empty", b"", None).await.unwrap();
     assert_eq!(c.get(&ns, "empty").await.unwrap(), Some(Vec::new()));
     c.set(&ns, "crlf", b"\r\n$-1\r\n\0", None).await.unwrap();
-    let got = c
-        .get_many(&ns, &keys(&["bin", "empty", "crlf"]))
-        .await
-        .unwrap();
-    assert_eq!(
-        got,
-        vec![Some(all), Some(Vec::new()), Some(b"\r\n$-1\r\n\0".to_vec())]
-    );
+    let got = c.get_many(&ns, &keys(&["bin", "empty", "crlf"])).await.unwrap();
+    assert_eq!(got, vec![Some(all), Some(Vec::new()), Some(b"\r\n$-1\r\n\0".to_vec())]);
 }
 
 async fn large_value(c: &dyn Cache) {
@@ -345,9 +285,7 @@ suite!(
 
 #[tokio::test]
 async fn connect_without_url_uses_memory() {
-    let cache = kelvin_cache::connect(&CacheConfig::default())
-        .await
-        .unwrap();
+    let cache = kelvin_cache::connect(&CacheConfig::default()).await.unwrap();
     assert_eq!(cache.backend(), "memory");
     roundtrip(cache.as_ref()).await;
 }
@@ -384,26 +322,16 @@ async fn connect_to_closed_port_fails_fast() {
         .expect("connect hung instead of failing");
     let err = res.expect_err("connect to a closed port succeeded");
     assert!(matches!(err, kelvin_cache::Error::Redis(_)), "{err:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
 async fn connect_rejects_bad_config() {
-    let bad_url = CacheConfig {
-        redis_url: Some("not a url".to_owned()),
-        ..CacheConfig::default()
-    };
+    let bad_url = CacheConfig { redis_url: Some("not a url".to_owned()), ..CacheConfig::default() };
     let err = kelvin_cache::connect(&bad_url).await.unwrap_err();
     assert!(matches!(err, kelvin_cache::Error::Config(_)), "{err:?}");
 
-    let no_capacity = CacheConfig {
-        memory_max_entries: 0,
-        ..CacheConfig::default()
-    };
+    let no_capacity = CacheConfig { memory_max_entries: 0, ..CacheConfig::default() };
     let err = kelvin_cache::connect(&no_capacity).await.unwrap_err();
     assert!(matches!(err, kelvin_cache::Error::Config(_)), "{err:?}");
 }

@@ -280,9 +280,7 @@ impl Config {
             && ext.jwks_file.is_none()
             && ext.jwks_url.is_none()
         {
-            return Err(Error::Invalid(
-                "auth.external needs jwks_file or jwks_url".into(),
-            ));
+            return Err(Error::Invalid("auth.external needs jwks_file or jwks_url".into()));
         }
         if self.server.max_request_bytes == 0 || self.server.max_response_bytes == 0 {
             return Err(Error::Invalid("server message size limits must be positive".into()));
@@ -308,7 +306,8 @@ impl Config {
 
     /// The effective configuration as TOML, secrets redacted (for `--dump-config`).
     pub fn dump(&self) -> String {
-        redacted(|| toml::to_string_pretty(self)).unwrap_or_else(|e| format!("# cannot render config: {e}"))
+        redacted(|| toml::to_string_pretty(self))
+            .unwrap_or_else(|e| format!("# cannot render config: {e}"))
     }
 }
 

@@ -66,9 +66,8 @@ impl Application {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| StartError::Io(format!("cannot listen on {listen}: {e}")))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Io(format!("no local address: {e}")))?;
+        let local_addr =
+            listener.local_addr().map_err(|e| StartError::Io(format!("no local address: {e}")))?;
         let mut mount = Mount {
             routes: RoutesBuilder::default(),
             names: Vec::new(),

@@ -78,13 +78,15 @@ impl Runtime {
         })
         .await?;
         let (signer, bootstrap_token) = signing_key(&config, &store).await?;
-        let mut verifier =
-            Verifier::new(config.auth.issuer.clone(), config.auth.audience.clone()).with_key(&signer);
+        let mut verifier = Verifier::new(config.auth.issuer.clone(), config.auth.audience.clone())
+            .with_key(&signer);
         if let Some(ext) = &config.auth.external {
             let source = match (&ext.jwks_file, &ext.jwks_url) {
                 (Some(file), _) => JwksSource::File(file.clone()),
                 (None, Some(url)) => JwksSource::Url(url.clone()),
-                (None, None) => return Err(StartError::Invalid("auth.external needs a JWKS".into())),
+                (None, None) => {
+                    return Err(StartError::Invalid("auth.external needs a JWKS".into()));
+                }
             };
             let audience = ext.audience.clone().unwrap_or_else(|| config.auth.audience.clone());
             verifier = verifier.with_external_issuer(ext.issuer.clone(), audience, source).await?;
@@ -126,11 +128,15 @@ impl Runtime {
     }
 }
 
-async fn signing_key(config: &Config, store: &Store) -> Result<(SigningKey, Option<String>), StartError> {
+async fn signing_key(
+    config: &Config,
+    store: &Store,
+) -> Result<(SigningKey, Option<String>), StartError> {
     if config.auth.signing_algorithm == SigningAlgorithm::HS256 {
-        let secret = config.auth.hs256_secret.as_ref().ok_or_else(|| {
-            StartError::Invalid("auth.hs256_secret is required for HS256".into())
-        })?;
+        let secret =
+            config.auth.hs256_secret.as_ref().ok_or_else(|| {
+                StartError::Invalid("auth.hs256_secret is required for HS256".into())
+            })?;
         return Ok((SigningKey::hs256(secret.expose().as_bytes())?, None));
     }
     if let Some(pem) = &config.auth.signing_key {

@@ -138,9 +138,9 @@ impl Gate {
         path: &str,
         headers: &http::HeaderMap,
     ) -> Result<kelvin_auth::Principal, Status> {
-        let value = headers
-            .get("authorization")
-            .ok_or_else(|| Status::unauthenticated("missing bearer token in `authorization` metadata"))?;
+        let value = headers.get("authorization").ok_or_else(|| {
+            Status::unauthenticated("missing bearer token in `authorization` metadata")
+        })?;
         let token = value
             .to_str()
             .ok()
@@ -164,8 +164,9 @@ impl Gate {
                 return Err(Status::unauthenticated("token revoked or expired"));
             }
         }
-        let roles = permission_for(path)
-            .ok_or_else(|| Status::permission_denied(format!("`{path}` is not open to any role")))?;
+        let roles = permission_for(path).ok_or_else(|| {
+            Status::permission_denied(format!("`{path}` is not open to any role"))
+        })?;
         let role = verified.principal.role();
         if !roles.contains(&role) {
             return Err(Status::permission_denied(format!(

@@ -9,7 +9,11 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 /// Sets every service's status.
-pub(crate) async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+pub(crate) async fn set_all(
+    reporter: &HealthReporter,
+    names: &[&'static str],
+    status: ServingStatus,
+) {
     reporter.set_service_status("", status).await;
     for name in names {
         reporter.set_service_status(*name, status).await;

@@ -14,6 +14,8 @@ mod health;
 
 pub use app::{Application, Mount, MountFn};
 pub use bootstrap::{ADMIN_TOKEN_FILE, Runtime, StartError};
-pub use cli::{CommonArgs, ServiceCli, ServiceCommand, migrate, run_service, serve, shutdown_signal};
+pub use cli::{
+    CommonArgs, ServiceCli, ServiceCommand, migrate, run_service, serve, shutdown_signal,
+};
 pub use context::{CallContext, call_context};
 pub use error::{ApiError, ApiResult};

@@ -11,9 +11,7 @@ use sea_orm::{
 
 use crate::audit::{self, Entry, json};
 use crate::entity::{api_key, audit_event, organization, tenant};
-use crate::types::{
-    generated_id, now_ms, validate_display_name, validate_id, validate_labels,
-};
+use crate::types::{generated_id, now_ms, validate_display_name, validate_id, validate_labels};
 use crate::{
     ApiKey, AuditEvent, AuditFilter, Error, NewApiKey, NewTenant, Organization, Page, Result,
     Tenant, TenantPatch, TenantState,
@@ -364,7 +362,9 @@ impl<'a> Access<'a> {
         }
         let before: Tenant = current.clone().try_into()?;
         if !etag.is_empty() && etag != before.etag {
-            return Err(Error::Aborted(format!("tenant `{id}` changed since etag {etag} was read")));
+            return Err(Error::Aborted(format!(
+                "tenant `{id}` changed since etag {etag} was read"
+            )));
         }
         let now = now_ms();
         let txn = self.db.begin().await?;
@@ -652,8 +652,9 @@ impl TryFrom<tenant::Model> for Tenant {
 impl TryFrom<api_key::Model> for ApiKey {
     type Error = Error;
     fn try_from(m: api_key::Model) -> Result<Self> {
-        let role = Role::parse(&m.role)
-            .ok_or_else(|| Error::FailedPrecondition(format!("stored role `{}` unknown", m.role)))?;
+        let role = Role::parse(&m.role).ok_or_else(|| {
+            Error::FailedPrecondition(format!("stored role `{}` unknown", m.role))
+        })?;
         Ok(Self {
             id: m.id,
             org_id: m.org_id,
@@ -689,7 +690,11 @@ impl From<audit_event::Model> for AuditEvent {
 
 // Unscoped system operations (authentication and bootstrap) ----------------------------------
 
-pub(crate) async fn api_key_is_active<C: ConnectionTrait>(db: &C, id: &str, now: i64) -> Result<bool> {
+pub(crate) async fn api_key_is_active<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    now: i64,
+) -> Result<bool> {
     let Some(k) = api_key::Entity::find_by_id(id.to_owned()).one(db).await? else {
         return Ok(false);
     };

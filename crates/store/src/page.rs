@@ -29,8 +29,11 @@ impl Page {
             let bytes = URL_SAFE_NO_PAD
                 .decode(page_token)
                 .map_err(|_| Error::invalid("page_token", "malformed"))?;
-            let text = String::from_utf8(bytes).map_err(|_| Error::invalid("page_token", "malformed"))?;
-            let key = text.strip_prefix("k1:").ok_or_else(|| Error::invalid("page_token", "malformed"))?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| Error::invalid("page_token", "malformed"))?;
+            let key = text
+                .strip_prefix("k1:")
+                .ok_or_else(|| Error::invalid("page_token", "malformed"))?;
             Some(key.to_owned())
         };
         Ok(Self { size, after })

@@ -1,11 +1,13 @@
 //! Erasing soft-deleted tenants once their purge time has passed.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
 
 use crate::AuditContext;
+use crate::Result;
 use crate::audit::{self, Entry};
 use crate::entity::{api_key, tenant};
-use crate::Result;
 
 /// Erases every tenant due for purge: its API keys, its own row and (as later features add
 /// tenant-owned tables) all its data, in one transaction per tenant. Audit rows stay, holding

@@ -57,7 +57,10 @@ pub(crate) fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
             ));
         }
         if v.chars().count() > 256 {
-            return Err(Error::invalid(format!("labels[{k}]"), "values are at most 256 characters"));
+            return Err(Error::invalid(
+                format!("labels[{k}]"),
+                "values are at most 256 characters",
+            ));
         }
     }
     Ok(())

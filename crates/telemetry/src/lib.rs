@@ -65,7 +65,9 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<Telemetr
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_owned())));
 
     let (text, json) = match settings.log_format {
-        LogFormat::Text => (Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)), None),
+        LogFormat::Text => {
+            (Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)), None)
+        }
         LogFormat::Json => (
             None,
             Some(
@@ -93,10 +95,8 @@ fn tracer_provider(service_name: &str) -> Result<SdkTracerProvider, Error> {
         .map_err(|e| Error::Exporter(e.to_string()))?;
     let resource =
         opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build();
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource)
-        .build();
+    let provider =
+        SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build();
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
@@ -119,7 +119,9 @@ impl Extractor for HeaderExtractor<'_> {
 /// Makes the caller's trace (W3C `traceparent` in `headers`) the parent of `span`.
 pub fn set_remote_parent(span: &tracing::Span, headers: &http::HeaderMap) {
     if headers.contains_key("traceparent") {
-        let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+        let cx = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(headers))
+        });
         let _ = span.set_parent(cx);
     }
 }

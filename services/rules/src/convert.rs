@@ -138,7 +138,8 @@ mod tests {
 
     #[test]
     fn json_objects_become_structs() {
-        let s = json_struct(serde_json::json!({"a": 1, "b": [true, null], "c": {"d": "e"}})).unwrap();
+        let s =
+            json_struct(serde_json::json!({"a": 1, "b": [true, null], "c": {"d": "e"}})).unwrap();
         assert_eq!(s.fields.len(), 3);
         assert!(json_struct(serde_json::json!(3)).is_none());
     }

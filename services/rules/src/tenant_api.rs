@@ -31,20 +31,33 @@ type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl TenantService for TenantApi {
-    async fn create_organization(&self, request: Request<pb::CreateOrganizationRequest>) -> Reply<pb::CreateOrganizationResponse> {
+    async fn create_organization(
+        &self,
+        request: Request<pb::CreateOrganizationRequest>,
+    ) -> Reply<pb::CreateOrganizationResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let org = self
             .runtime
             .store
             .access(&ctx.principal)
-            .create_organization(&req.organization_id, &req.display_name, &req.request_id, &audit(&ctx))
+            .create_organization(
+                &req.organization_id,
+                &req.display_name,
+                &req.request_id,
+                &audit(&ctx),
+            )
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(pb::CreateOrganizationResponse { organization: Some(convert::organization(org)) }))
+        Ok(Response::new(pb::CreateOrganizationResponse {
+            organization: Some(convert::organization(org)),
+        }))
     }
 
-    async fn get_organization(&self, request: Request<pb::GetOrganizationRequest>) -> Reply<pb::GetOrganizationResponse> {
+    async fn get_organization(
+        &self,
+        request: Request<pb::GetOrganizationRequest>,
+    ) -> Reply<pb::GetOrganizationResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let org = self
@@ -54,10 +67,15 @@ impl TenantService for TenantApi {
             .get_organization(&req.organization_id)
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(pb::GetOrganizationResponse { organization: Some(convert::organization(org)) }))
+        Ok(Response::new(pb::GetOrganizationResponse {
+            organization: Some(convert::organization(org)),
+        }))
     }
 
-    async fn list_organizations(&self, request: Request<pb::ListOrganizationsRequest>) -> Reply<pb::ListOrganizationsResponse> {
+    async fn list_organizations(
+        &self,
+        request: Request<pb::ListOrganizationsRequest>,
+    ) -> Reply<pb::ListOrganizationsResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let page = Page::parse(req.page_size, &req.page_token).map_err(ApiError::from)?;
@@ -74,7 +92,10 @@ impl TenantService for TenantApi {
         }))
     }
 
-    async fn create_tenant(&self, request: Request<pb::CreateTenantRequest>) -> Reply<pb::CreateTenantResponse> {
+    async fn create_tenant(
+        &self,
+        request: Request<pb::CreateTenantRequest>,
+    ) -> Reply<pb::CreateTenantResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let tenant = self
@@ -96,7 +117,10 @@ impl TenantService for TenantApi {
         Ok(Response::new(pb::CreateTenantResponse { tenant: Some(convert::tenant(tenant)) }))
     }
 
-    async fn get_tenant(&self, request: Request<pb::GetTenantRequest>) -> Reply<pb::GetTenantResponse> {
+    async fn get_tenant(
+        &self,
+        request: Request<pb::GetTenantRequest>,
+    ) -> Reply<pb::GetTenantResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let tenant = self
@@ -109,7 +133,10 @@ impl TenantService for TenantApi {
         Ok(Response::new(pb::GetTenantResponse { tenant: Some(convert::tenant(tenant)) }))
     }
 
-    async fn list_tenants(&self, request: Request<pb::ListTenantsRequest>) -> Reply<pb::ListTenantsResponse> {
+    async fn list_tenants(
+        &self,
+        request: Request<pb::ListTenantsRequest>,
+    ) -> Reply<pb::ListTenantsResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let page = Page::parse(req.page_size, &req.page_token).map_err(ApiError::from)?;
@@ -126,7 +153,10 @@ impl TenantService for TenantApi {
         }))
     }
 
-    async fn update_tenant(&self, request: Request<pb::UpdateTenantRequest>) -> Reply<pb::UpdateTenantResponse> {
+    async fn update_tenant(
+        &self,
+        request: Request<pb::UpdateTenantRequest>,
+    ) -> Reply<pb::UpdateTenantResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let tenant = req.tenant.ok_or_else(|| ApiError::invalid("tenant", "is required"))?;
@@ -160,7 +190,10 @@ impl TenantService for TenantApi {
         Ok(Response::new(pb::UpdateTenantResponse { tenant: Some(convert::tenant(updated)) }))
     }
 
-    async fn delete_tenant(&self, request: Request<pb::DeleteTenantRequest>) -> Reply<pb::DeleteTenantResponse> {
+    async fn delete_tenant(
+        &self,
+        request: Request<pb::DeleteTenantRequest>,
+    ) -> Reply<pb::DeleteTenantResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let purge_after_ms =
@@ -176,11 +209,15 @@ impl TenantService for TenantApi {
         Ok(Response::new(pb::DeleteTenantResponse { tenant: Some(convert::tenant(tenant)) }))
     }
 
-    async fn create_api_key(&self, request: Request<pb::CreateApiKeyRequest>) -> Reply<pb::CreateApiKeyResponse> {
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Reply<pb::CreateApiKeyResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let role = convert::role_from_pb("role", req.role)?;
-        let expire = req.expire_time.ok_or_else(|| ApiError::invalid("expire_time", "is required"))?;
+        let expire =
+            req.expire_time.ok_or_else(|| ApiError::invalid("expire_time", "is required"))?;
         let expire_ms = convert::millis("expire_time", &expire)?;
         let tenant_id = (!req.tenant_id.is_empty()).then(|| req.tenant_id.clone());
         let id = NewApiKey::new_id();
@@ -212,7 +249,10 @@ impl TenantService for TenantApi {
         Ok(Response::new(pb::CreateApiKeyResponse { api_key: Some(convert::api_key(key)), token }))
     }
 
-    async fn list_api_keys(&self, request: Request<pb::ListApiKeysRequest>) -> Reply<pb::ListApiKeysResponse> {
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Reply<pb::ListApiKeysResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let page = Page::parse(req.page_size, &req.page_token).map_err(ApiError::from)?;
@@ -229,7 +269,10 @@ impl TenantService for TenantApi {
         }))
     }
 
-    async fn revoke_api_key(&self, request: Request<pb::RevokeApiKeyRequest>) -> Reply<pb::RevokeApiKeyResponse> {
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> Reply<pb::RevokeApiKeyResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let key = self
@@ -242,7 +285,10 @@ impl TenantService for TenantApi {
         Ok(Response::new(pb::RevokeApiKeyResponse { api_key: Some(convert::api_key(key)) }))
     }
 
-    async fn list_audit_events(&self, request: Request<pb::ListAuditEventsRequest>) -> Reply<pb::ListAuditEventsResponse> {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Reply<pb::ListAuditEventsResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let page = Page::parse(req.page_size, &req.page_token).map_err(ApiError::from)?;
@@ -252,7 +298,11 @@ impl TenantService for TenantApi {
             actor: req.actor,
             resource: req.resource,
             action: req.action,
-            start_ms: req.start_time.as_ref().map(|t| convert::millis("start_time", t)).transpose()?,
+            start_ms: req
+                .start_time
+                .as_ref()
+                .map(|t| convert::millis("start_time", t))
+                .transpose()?,
             end_ms: req.end_time.as_ref().map(|t| convert::millis("end_time", t)).transpose()?,
         };
         let (events, next_page_token) = self
