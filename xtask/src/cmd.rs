@@ -55,6 +55,18 @@ pub fn stdout_of(cmd: &mut Command) -> Result<String> {
 }
 
 /// The cargo that ran us (`cargo xtask` sets `CARGO`), so nested builds use the same toolchain.
+/// The variables `cargo run` set for xtask itself are removed: build scripts that watch them
+/// would otherwise rebuild half the dependency graph, and again at the next plain `cargo test`.
 pub fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(key, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
 }
