@@ -16,7 +16,7 @@ use kelvin_proto::v1::tenant_service_client::TenantServiceClient;
 use kelvin_server::{Application, Runtime};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
-use tonic_health::pb::health_check_response::ServingStatus;
+pub use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 /// The store the tests run against.
@@ -101,12 +101,22 @@ impl TestApp {
 
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.signal_stop();
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
+    }
+
+    /// Sends the shutdown signal (like SIGTERM) without waiting.
+    pub fn signal_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Whether the server task has finished.
+    pub fn is_stopped(&self) -> bool {
+        self.task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished)
     }
 }
 
@@ -120,9 +130,15 @@ impl Drop for TestApp {
 
 /// Starts the all-in-one server and waits until health says SERVING.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with the test configuration changed by `change` first.
+pub async fn spawn_app_with(change: impl FnOnce(&mut Config)) -> TestApp {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path()).await;
+    let mut config = test_config(dir.path()).await;
+    change(&mut config);
     let runtime = Arc::new(Runtime::start(config).await.unwrap());
     let admin_token = runtime.bootstrap_token.clone().expect("first start creates a token");
     let app = Application::build(runtime.clone(), kelvin::ALL_SERVICES).await.unwrap();
@@ -136,12 +152,17 @@ pub async fn spawn_app() -> TestApp {
         .unwrap();
     });
     let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
-    wait_serving(channel.clone(), "").await;
+    wait_status(channel.clone(), "", ServingStatus::Serving).await;
     TestApp { addr, admin_token, runtime, channel, stop: Some(stop), task: Some(task), _dir: dir }
 }
 
 /// Polls `grpc.health.v1` until `service` is SERVING (10 s at most).
 pub async fn wait_serving(channel: Channel, service: &str) {
+    wait_status(channel, service, ServingStatus::Serving).await;
+}
+
+/// Polls `grpc.health.v1` until `service` reports `status` (10 s at most).
+pub async fn wait_status(channel: Channel, service: &str, status: ServingStatus) {
     let mut health = HealthClient::new(channel);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -149,11 +170,11 @@ pub async fn wait_serving(channel: Channel, service: &str) {
             .check(tonic_health::pb::HealthCheckRequest { service: service.to_owned() })
             .await;
         if let Ok(r) = reply
-            && r.get_ref().status == ServingStatus::Serving as i32
+            && r.get_ref().status == status as i32
         {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "server never became SERVING");
+        assert!(tokio::time::Instant::now() < deadline, "health never reported {status:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

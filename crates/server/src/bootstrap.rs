@@ -132,12 +132,21 @@ async fn signing_key(
     config: &Config,
     store: &Store,
 ) -> Result<(SigningKey, Option<String>), StartError> {
+    let token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
     if config.auth.signing_algorithm == SigningAlgorithm::HS256 {
-        let secret =
-            config.auth.hs256_secret.as_ref().ok_or_else(|| {
-                StartError::Invalid("auth.hs256_secret is required for HS256".into())
-            })?;
-        return Ok((SigningKey::hs256(secret.expose().as_bytes())?, None));
+        let secret = config
+            .auth
+            .hs256_secret
+            .as_ref()
+            .ok_or_else(|| StartError::Invalid("auth.hs256_secret is required for HS256".into()))?;
+        let key = SigningKey::hs256(secret.expose().as_bytes())?;
+        // The embedded server bootstraps an admin token once, like with a generated Ed25519 key.
+        let token = if config.auth.generate_missing_key && !token_path.exists() {
+            Some(bootstrap_admin(config, store, &key, &token_path).await?)
+        } else {
+            None
+        };
+        return Ok((key, token));
     }
     if let Some(pem) = &config.auth.signing_key {
         return Ok((SigningKey::ed25519_from_pem(pem.expose())?, None));
@@ -158,12 +167,24 @@ async fn signing_key(
     // interrupted bootstrap starts over cleanly.
     let pem = kelvin_auth::generate_ed25519_pem()?;
     let key = SigningKey::ed25519_from_pem(&pem)?;
+    let token = bootstrap_admin(config, store, &key, &token_path).await?;
+    write_private(&path, &pem)?;
+    Ok((key, Some(token)))
+}
+
+/// Creates the platform admin API key and its token, written to `token_path` (0600).
+async fn bootstrap_admin(
+    config: &Config,
+    store: &Store,
+    key: &SigningKey,
+    token_path: &Path,
+) -> Result<String, StartError> {
     let key_id = NewApiKey::new_id();
-    let expire = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-        + BOOTSTRAP_TOKEN_DAYS * 86_400;
+        .unwrap_or_default();
+    let expire = now + BOOTSTRAP_TOKEN_DAYS * 86_400;
     store
         .create_platform_key(
             NewApiKey {
@@ -182,16 +203,14 @@ async fn signing_key(
         iss: config.auth.issuer.clone(),
         aud: config.auth.audience.clone(),
         exp: expire as u64,
-        iat: (expire - BOOTSTRAP_TOKEN_DAYS * 86_400) as u64,
+        iat: now as u64,
         jti: Some(key_id),
         org: "*".into(),
         tenants: TenantsClaim::All,
         role: Role::Admin,
     })?;
-    let token_path = path.parent().unwrap_or(Path::new(".")).join(ADMIN_TOKEN_FILE);
-    write_private(&token_path, &format!("{token}\n"))?;
-    write_private(&path, &pem)?;
-    Ok((key, Some(token)))
+    write_private(token_path, &format!("{token}\n"))?;
+    Ok(token)
 }
 
 /// Writes `contents` to `path`, readable by the owner only (0600).
