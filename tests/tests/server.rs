@@ -13,14 +13,19 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kelvin_auth::{Claims, Role, TenantsClaim};
 use kelvin_config::{ExternalIssuer, Secret, SigningAlgorithm};
 use kelvin_integration_tests::process::{Running, free_port};
-use kelvin_integration_tests::{ServingStatus, authed, fixtures, spawn_app, spawn_app_with, wait_status};
+use kelvin_integration_tests::{
+    ServingStatus, authed, fixtures, spawn_app, spawn_app_with, wait_status,
+};
 use kelvin_proto::v1 as pb;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 fn list_services() -> ServerReflectionRequest {
-    ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) }
+    ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    }
 }
 
 #[tokio::test]
@@ -70,7 +75,16 @@ async fn shutdown_reports_not_serving_and_lets_in_flight_calls_finish() {
 fn start_redis(port: u16, dir: &std::path::Path) -> Running {
     Running::spawn(
         Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(dir)
             .arg("--logfile")
@@ -109,12 +123,15 @@ async fn oversized_messages_are_refused() {
     fixtures::org(&app, "acme").await;
     let status = app
         .tenants()
-        .create_tenant(authed(&app.admin_token, pb::CreateTenantRequest {
-            organization_id: "acme".into(),
-            tenant_id: "big".into(),
-            labels: (0..64).map(|i| (format!("k{i}"), "v".repeat(100))).collect(),
-            ..Default::default()
-        }))
+        .create_tenant(authed(
+            &app.admin_token,
+            pb::CreateTenantRequest {
+                organization_id: "acme".into(),
+                tenant_id: "big".into(),
+                labels: (0..64).map(|i| (format!("k{i}"), "v".repeat(100))).collect(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
@@ -125,7 +142,8 @@ async fn oversized_messages_are_refused() {
 async fn tokens_of_an_external_issuer_are_trusted_through_its_jwks() {
     let dir = tempfile::tempdir().unwrap();
     let pem = kelvin_auth::generate_ed25519_pem().unwrap();
-    let public = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap().verifying_key().to_bytes();
+    let public =
+        ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap().verifying_key().to_bytes();
     let jwks = dir.path().join("jwks.json");
     std::fs::write(
         &jwks,
@@ -160,7 +178,9 @@ async fn tokens_of_an_external_issuer_are_trusted_through_its_jwks() {
         tenants: TenantsClaim::Only(vec!["acme-fr".into()]),
         role: Role::Reader,
     };
-    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap()).unwrap();
+    let token =
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap())
+            .unwrap();
     let tenant = app
         .tenants()
         .get_tenant(authed(&token, pb::GetTenantRequest { tenant_id: "acme-fr".into() }))
@@ -177,7 +197,11 @@ async fn tokens_of_an_external_issuer_are_trusted_through_its_jwks() {
         &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
     )
     .unwrap();
-    let status = app.tenants().get_tenant(authed(&forged, pb::GetTenantRequest { tenant_id: "acme-fr".into() })).await.unwrap_err();
+    let status = app
+        .tenants()
+        .get_tenant(authed(&forged, pb::GetTenantRequest { tenant_id: "acme-fr".into() }))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
     app.stop().await;
 }
@@ -193,7 +217,10 @@ async fn hs256_deployments_bootstrap_and_verify() {
     fixtures::org(&app, "acme").await;
     let (token, _) = fixtures::token(&app, "acme", "", pb::Role::Reader).await;
     app.tenants()
-        .get_organization(authed(&token, pb::GetOrganizationRequest { organization_id: "acme".into() }))
+        .get_organization(authed(
+            &token,
+            pb::GetOrganizationRequest { organization_id: "acme".into() },
+        ))
         .await
         .unwrap();
     app.stop().await;

@@ -1,5 +1,7 @@
 //! Every RPC of the contract has an entry in the permission table, and every entry is an RPC.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use kelvin_auth::{PERMISSIONS, permission_for};
 use prost::Message;
 

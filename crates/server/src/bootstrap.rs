@@ -134,11 +134,10 @@ async fn signing_key(
 ) -> Result<(SigningKey, Option<String>), StartError> {
     let token_path = config.data_dir.join(ADMIN_TOKEN_FILE);
     if config.auth.signing_algorithm == SigningAlgorithm::HS256 {
-        let secret = config
-            .auth
-            .hs256_secret
-            .as_ref()
-            .ok_or_else(|| StartError::Invalid("auth.hs256_secret is required for HS256".into()))?;
+        let secret =
+            config.auth.hs256_secret.as_ref().ok_or_else(|| {
+                StartError::Invalid("auth.hs256_secret is required for HS256".into())
+            })?;
         let key = SigningKey::hs256(secret.expose().as_bytes())?;
         // The embedded server bootstraps an admin token once, like with a generated Ed25519 key.
         let token = if config.auth.generate_missing_key && !token_path.exists() {
