@@ -31,8 +31,9 @@ pub fn test(root: &Path) -> Result<ExitCode> {
     })?;
     phase("buf lint", || buf_lint(root, &buf))?;
     // Built once up front so that compiler output is not mixed into the passes' test output.
+    // `--bins`: the integration tests run the real binaries as processes.
     phase("build", || {
-        run(cargo().args(["build", "--workspace", "--tests"]).current_dir(root))
+        run(cargo().args(["build", "--workspace", "--bins", "--tests"]).current_dir(root))
             .context("the workspace's tests do not build")
     })?;
 
