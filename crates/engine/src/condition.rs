@@ -1,0 +1,549 @@
+//! Conditions: compiled from [`crate::spec::Condition`] once, evaluated many times.
+
+use std::collections::BTreeMap;
+
+use regex::{Regex, RegexBuilder};
+use serde_json::Value;
+
+use crate::ValidationError;
+use crate::input::Event;
+use crate::spec::Condition;
+
+/// Deepest nesting of `all` / `any` / `not` groups.
+pub const MAX_DEPTH: usize = 8;
+/// Longest regex pattern, in bytes.
+pub const MAX_REGEX_LEN: usize = 512;
+/// Compiled size limit of one regex, in bytes.
+pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
+/// Most values in one `in` / `not_in` / `email_domain_in` list.
+pub const MAX_LIST_LEN: usize = 1000;
+
+/// Every operator name the model format knows.
+pub const OPERATORS: &[&str] = &[
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "matches",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "between",
+    "exists",
+    "is_true",
+    "email_domain_in",
+    "free_email",
+];
+
+/// Domains of free webmail providers used by `free_email`.
+pub const FREE_EMAIL_DOMAINS: &[&str] = &[
+    "163.com",
+    "aol.com",
+    "free.fr",
+    "gmail.com",
+    "gmx.com",
+    "gmx.de",
+    "gmx.fr",
+    "googlemail.com",
+    "hotmail.co.uk",
+    "hotmail.com",
+    "hotmail.fr",
+    "icloud.com",
+    "laposte.net",
+    "live.com",
+    "live.fr",
+    "mac.com",
+    "mail.com",
+    "mail.ru",
+    "me.com",
+    "msn.com",
+    "orange.fr",
+    "outlook.com",
+    "outlook.fr",
+    "proton.me",
+    "protonmail.com",
+    "qq.com",
+    "sfr.fr",
+    "tutanota.com",
+    "wanadoo.fr",
+    "web.de",
+    "yahoo.co.uk",
+    "yahoo.com",
+    "yahoo.fr",
+    "yandex.com",
+    "yandex.ru",
+    "zoho.com",
+];
+
+/// Which fields a condition reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Reads {
+    pub lead: bool,
+    pub company: bool,
+    pub event: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FieldRef {
+    Lead(String),
+    Company(String),
+    EventType,
+    EventProp(String),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Scalar {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CmpOp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Test {
+    Eq(Scalar),
+    Ne(Scalar),
+    In(Vec<Scalar>),
+    NotIn(Vec<Scalar>),
+    Contains(Scalar),
+    StartsWith(String),
+    EndsWith(String),
+    Matches(Regex),
+    Cmp(CmpOp, f64),
+    Between(f64, f64),
+    Exists(bool),
+    IsTrue,
+    EmailDomainIn(Vec<String>),
+    FreeEmail,
+}
+
+/// A compiled condition.
+#[derive(Debug, Clone)]
+pub(crate) enum Cond {
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+    Not(Box<Cond>),
+    Leaf(FieldRef, Test),
+}
+
+/// What a condition is evaluated against.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Ctx<'a> {
+    pub lead: Option<&'a BTreeMap<String, Value>>,
+    pub company: Option<&'a BTreeMap<String, Value>>,
+    pub event: Option<&'a Event>,
+}
+
+enum View<'a> {
+    Str(&'a str),
+    Json(&'a Value),
+}
+
+impl Cond {
+    pub(crate) fn eval(&self, ctx: &Ctx<'_>) -> bool {
+        match self {
+            Cond::All(cs) => cs.iter().all(|c| c.eval(ctx)),
+            Cond::Any(cs) => cs.iter().any(|c| c.eval(ctx)),
+            Cond::Not(c) => !c.eval(ctx),
+            Cond::Leaf(field, test) => {
+                let view = match field {
+                    FieldRef::Lead(k) => ctx.lead.and_then(|m| m.get(k)).map(View::Json),
+                    FieldRef::Company(k) => ctx.company.and_then(|m| m.get(k)).map(View::Json),
+                    FieldRef::EventType => ctx.event.map(|e| View::Str(e.kind.as_str())),
+                    FieldRef::EventProp(k) => {
+                        ctx.event.and_then(|e| e.properties.get(k)).map(View::Json)
+                    }
+                };
+                let view = match view {
+                    Some(View::Json(Value::Null)) | None => None,
+                    v => v,
+                };
+                match test {
+                    Test::Exists(want) => view.is_some() == *want,
+                    _ => view.is_some_and(|v| test.holds(&v)),
+                }
+            }
+        }
+    }
+}
+
+/// A borrowed scalar: what every test but list ones compares.
+#[derive(Clone, Copy)]
+enum Sv<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+    Other,
+}
+
+impl<'a> Sv<'a> {
+    fn of(v: &'a Value) -> Self {
+        match v {
+            Value::String(s) => Sv::Str(s),
+            Value::Number(n) => n.as_f64().map_or(Sv::Other, Sv::Num),
+            Value::Bool(b) => Sv::Bool(*b),
+            _ => Sv::Other,
+        }
+    }
+
+    fn as_str(self) -> Option<&'a str> {
+        match self {
+            Sv::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn as_number(self) -> Option<f64> {
+        match self {
+            Sv::Num(n) => Some(n),
+            Sv::Str(s) => s.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+            _ => None,
+        }
+    }
+}
+
+impl Test {
+    fn holds(&self, v: &View<'_>) -> bool {
+        match v {
+            View::Str(s) => self.holds_scalar(Sv::Str(s)),
+            View::Json(Value::Array(items)) => self.holds_list(items),
+            View::Json(j) => self.holds_scalar(Sv::of(j)),
+        }
+    }
+
+    fn holds_list(&self, items: &[Value]) -> bool {
+        match self {
+            Test::Ne(x) => !items.iter().any(|i| scalar_eq(Sv::of(i), x)),
+            Test::NotIn(xs) => !items.iter().any(|i| xs.iter().any(|x| scalar_eq(Sv::of(i), x))),
+            Test::Contains(x) => items.iter().any(|i| scalar_eq(Sv::of(i), x)),
+            _ => items
+                .iter()
+                .filter(|i| !i.is_array() && !i.is_null())
+                .any(|i| self.holds_scalar(Sv::of(i))),
+        }
+    }
+
+    fn holds_scalar(&self, v: Sv<'_>) -> bool {
+        let s = v.as_str();
+        match self {
+            Test::Eq(x) => scalar_eq(v, x),
+            Test::Ne(x) => !scalar_eq(v, x),
+            Test::In(xs) => xs.iter().any(|x| scalar_eq(v, x)),
+            Test::NotIn(xs) => !xs.iter().any(|x| scalar_eq(v, x)),
+            Test::Contains(Scalar::Str(x)) => s.is_some_and(|s| s.contains(x.as_str())),
+            Test::Contains(_) => false,
+            Test::StartsWith(x) => s.is_some_and(|s| s.starts_with(x.as_str())),
+            Test::EndsWith(x) => s.is_some_and(|s| s.ends_with(x.as_str())),
+            Test::Matches(re) => s.is_some_and(|s| re.is_match(s)),
+            Test::Cmp(op, x) => v.as_number().is_some_and(|n| match op {
+                CmpOp::Gt => n > *x,
+                CmpOp::Gte => n >= *x,
+                CmpOp::Lt => n < *x,
+                CmpOp::Lte => n <= *x,
+            }),
+            Test::Between(lo, hi) => v.as_number().is_some_and(|n| *lo <= n && n <= *hi),
+            Test::Exists(_) => true,
+            Test::IsTrue => matches!(v, Sv::Bool(true)),
+            Test::EmailDomainIn(domains) => s.is_some_and(|s| {
+                let d = email_domain(s);
+                domains.iter().any(|x| {
+                    d == *x || d.strip_suffix(x.as_str()).is_some_and(|p| p.ends_with('.'))
+                })
+            }),
+            Test::FreeEmail => s.is_some_and(|s| {
+                let d = email_domain(s);
+                FREE_EMAIL_DOMAINS.binary_search(&d.as_str()).is_ok()
+            }),
+        }
+    }
+}
+
+/// The domain of an email address (after the last `@`, trimmed, lowercased); a string with
+/// no `@` is taken as a domain.
+pub(crate) fn email_domain(s: &str) -> String {
+    let d = s.rsplit_once('@').map_or(s, |(_, d)| d);
+    d.trim().trim_end_matches('.').to_lowercase()
+}
+
+fn scalar_eq(v: Sv<'_>, x: &Scalar) -> bool {
+    match (v, x) {
+        (Sv::Str(a), Scalar::Str(b)) => a == b,
+        (Sv::Num(a), Scalar::Num(b)) => a == *b,
+        (Sv::Bool(a), Scalar::Bool(b)) => a == *b,
+        _ => false,
+    }
+}
+
+/// Compiles a condition found at `path`, pushing every problem to `errors`.
+pub(crate) fn compile(
+    c: &Condition,
+    path: &str,
+    depth: usize,
+    reads: &mut Reads,
+    errors: &mut Vec<ValidationError>,
+) -> Option<Cond> {
+    let err = |errors: &mut Vec<ValidationError>, p: String, m: &str| {
+        errors.push(ValidationError::new(p, m));
+    };
+    let kinds = [
+        c.all.is_some(),
+        c.any.is_some(),
+        c.not.is_some(),
+        c.field.is_some() || c.op.is_some() || c.value.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        err(
+            errors,
+            path.to_owned(),
+            "a condition needs exactly one of `all`, `any`, `not`, or `field` with `op`",
+        );
+        return None;
+    }
+    if let Some(list) = c.all.as_ref().or(c.any.as_ref()) {
+        let key = if c.all.is_some() { "all" } else { "any" };
+        if depth >= MAX_DEPTH {
+            err(
+                errors,
+                format!("{path}.{key}"),
+                &format!("conditions nest at most {MAX_DEPTH} groups deep"),
+            );
+            return None;
+        }
+        if list.is_empty() {
+            err(errors, format!("{path}.{key}"), "must not be empty");
+            return None;
+        }
+        let mut out = Vec::with_capacity(list.len());
+        let mut ok = true;
+        for (i, sub) in list.iter().enumerate() {
+            match compile(sub, &format!("{path}.{key}[{i}]"), depth + 1, reads, errors) {
+                Some(s) => out.push(s),
+                None => ok = false,
+            }
+        }
+        if !ok {
+            return None;
+        }
+        return Some(if c.all.is_some() { Cond::All(out) } else { Cond::Any(out) });
+    }
+    if let Some(sub) = &c.not {
+        if depth >= MAX_DEPTH {
+            err(
+                errors,
+                format!("{path}.not"),
+                &format!("conditions nest at most {MAX_DEPTH} groups deep"),
+            );
+            return None;
+        }
+        return compile(sub, &format!("{path}.not"), depth + 1, reads, errors)
+            .map(|s| Cond::Not(Box::new(s)));
+    }
+    let field = match &c.field {
+        Some(f) => parse_field(f, &format!("{path}.field"), errors),
+        None => {
+            err(errors, format!("{path}.field"), "missing field reference");
+            None
+        }
+    };
+    if let Some(f) = &field {
+        match f {
+            FieldRef::Lead(_) => reads.lead = true,
+            FieldRef::Company(_) => reads.company = true,
+            FieldRef::EventType | FieldRef::EventProp(_) => reads.event = true,
+        }
+    }
+    let test = match &c.op {
+        Some(op) => compile_test(op, c.value.as_ref(), path, errors),
+        None => {
+            err(errors, format!("{path}.op"), "missing operator");
+            None
+        }
+    };
+    Some(Cond::Leaf(field?, test?))
+}
+
+fn parse_field(f: &str, path: &str, errors: &mut Vec<ValidationError>) -> Option<FieldRef> {
+    let (prefix, name) = match f.split_once('.') {
+        Some(x) => x,
+        None => {
+            errors.push(ValidationError::new(
+                path,
+                format!("unknown field `{f}`: expected `lead.<attr>`, `company.<attr>`, `event.type` or `event.<property>`"),
+            ));
+            return None;
+        }
+    };
+    if name.is_empty() || name.len() > 128 {
+        errors.push(ValidationError::new(path, "field name must be 1 to 128 characters"));
+        return None;
+    }
+    match prefix {
+        "lead" => Some(FieldRef::Lead(name.to_owned())),
+        "company" => Some(FieldRef::Company(name.to_owned())),
+        "event" if name == "type" => Some(FieldRef::EventType),
+        "event" => Some(FieldRef::EventProp(name.to_owned())),
+        _ => {
+            errors.push(ValidationError::new(
+                path,
+                format!("unknown field prefix `{prefix}`: expected `lead`, `company` or `event`"),
+            ));
+            None
+        }
+    }
+}
+
+fn to_scalar(v: &Value) -> Option<Scalar> {
+    match v {
+        Value::String(s) => Some(Scalar::Str(s.clone())),
+        Value::Number(n) => n.as_f64().map(Scalar::Num),
+        Value::Bool(b) => Some(Scalar::Bool(*b)),
+        _ => None,
+    }
+}
+
+fn compile_test(
+    op: &str,
+    value: Option<&Value>,
+    path: &str,
+    errors: &mut Vec<ValidationError>,
+) -> Option<Test> {
+    let vpath = format!("{path}.value");
+    let mut fail = |m: &str| {
+        errors.push(ValidationError::new(vpath.clone(), m));
+        None
+    };
+    let scalar_list = |v: Option<&Value>| -> Option<Vec<Scalar>> {
+        let items = v?.as_array()?;
+        if items.is_empty() || items.len() > MAX_LIST_LEN {
+            return None;
+        }
+        items.iter().map(to_scalar).collect()
+    };
+    match op {
+        "eq" | "ne" | "contains" => match value.and_then(to_scalar) {
+            Some(s) => Some(match op {
+                "eq" => Test::Eq(s),
+                "ne" => Test::Ne(s),
+                _ => Test::Contains(s),
+            }),
+            None => fail("expects a string, number or boolean"),
+        },
+        "in" | "not_in" => match scalar_list(value) {
+            Some(l) => Some(if op == "in" { Test::In(l) } else { Test::NotIn(l) }),
+            None => {
+                fail(&format!("expects a list of 1 to {MAX_LIST_LEN} strings, numbers or booleans"))
+            }
+        },
+        "starts_with" | "ends_with" => match value.and_then(Value::as_str) {
+            Some(s) if !s.is_empty() => Some(if op == "starts_with" {
+                Test::StartsWith(s.to_owned())
+            } else {
+                Test::EndsWith(s.to_owned())
+            }),
+            _ => fail("expects a non-empty string"),
+        },
+        "matches" => match value.and_then(Value::as_str) {
+            Some(p) if p.len() > MAX_REGEX_LEN => {
+                fail(&format!("regex longer than {MAX_REGEX_LEN} bytes"))
+            }
+            Some(p) => match RegexBuilder::new(p)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_SIZE_LIMIT)
+                .nest_limit(32)
+                .build()
+            {
+                Ok(re) => Some(Test::Matches(re)),
+                Err(regex::Error::CompiledTooBig(_)) => fail(&format!(
+                    "regex exceeds the compiled size limit of {REGEX_SIZE_LIMIT} bytes"
+                )),
+                Err(e) => fail(&format!(
+                    "invalid regex: {}",
+                    e.to_string().lines().last().unwrap_or_default().trim()
+                )),
+            },
+            None => fail("expects a regex string"),
+        },
+        "gt" | "gte" | "lt" | "lte" => match value.and_then(Value::as_f64) {
+            Some(x) => Some(Test::Cmp(
+                match op {
+                    "gt" => CmpOp::Gt,
+                    "gte" => CmpOp::Gte,
+                    "lt" => CmpOp::Lt,
+                    _ => CmpOp::Lte,
+                },
+                x,
+            )),
+            None => fail("expects a number"),
+        },
+        "between" => {
+            let pair = value
+                .and_then(Value::as_array)
+                .filter(|a| a.len() == 2)
+                .and_then(|a| Some((a[0].as_f64()?, a[1].as_f64()?)));
+            match pair {
+                Some((lo, hi)) if lo <= hi => Some(Test::Between(lo, hi)),
+                Some(_) => fail("the lower bound must not exceed the upper bound"),
+                None => fail("expects a list of two numbers [low, high]"),
+            }
+        }
+        "exists" => match value {
+            None => Some(Test::Exists(true)),
+            Some(Value::Bool(b)) => Some(Test::Exists(*b)),
+            Some(_) => fail("expects a boolean or no value"),
+        },
+        "is_true" | "free_email" => match value {
+            None => Some(if op == "is_true" { Test::IsTrue } else { Test::FreeEmail }),
+            Some(_) => fail(&format!("`{op}` takes no value")),
+        },
+        "email_domain_in" => {
+            let list = value.and_then(Value::as_array).and_then(|a| {
+                if a.is_empty() || a.len() > MAX_LIST_LEN {
+                    return None;
+                }
+                a.iter()
+                    .map(|d| d.as_str().map(email_domain).filter(|d| !d.is_empty()))
+                    .collect::<Option<Vec<_>>>()
+            });
+            match list {
+                Some(l) => Some(Test::EmailDomainIn(l)),
+                None => fail(&format!("expects a list of 1 to {MAX_LIST_LEN} non-empty domains")),
+            }
+        }
+        _ => {
+            errors.push(ValidationError::new(
+                format!("{path}.op"),
+                format!("unknown operator `{op}`"),
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_mail_list_is_sorted() {
+        let mut sorted = FREE_EMAIL_DOMAINS.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(sorted, FREE_EMAIL_DOMAINS);
+    }
+
+    #[test]
+    fn email_domains() {
+        assert_eq!(email_domain("Jane.Doe@Example.COM "), "example.com");
+        assert_eq!(email_domain("example.com"), "example.com");
+    }
+}

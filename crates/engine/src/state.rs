@@ -1,0 +1,256 @@
+//! Incremental state: what a lead's events leave behind, enough to score it exactly.
+
+use serde::{Deserialize, Serialize};
+
+use crate::condition::Ctx;
+use crate::eval::{EngagementLines, Score, engagement_rule};
+use crate::fixed::hour_of;
+use crate::input::{Company, Event, Lead, Timestamp};
+use crate::model::CompiledModel;
+
+const COUNT_BITS: u32 = 20;
+const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
+const HOUR_BITS: u32 = 32;
+
+/// Per-lead incremental state for one compiled model.
+///
+/// It keeps, for every engagement rule, how many matching events fell in each UTC hour: one
+/// packed `u64` per (rule, hour) pair that has events — `rule` (12 bits) | `hour` (32 bits) |
+/// `count` (20 bits), sorted. Since decay, windows, caps and `as_of` all work on whole hours,
+/// these counts determine the engagement points exactly, whatever order events arrive in.
+/// Fit rules and exclusions are evaluated at scoring time from the lead's current attributes.
+///
+/// The state is only meaningful with the model (version) it was built with: rebuild it from
+/// the stored events when the model changes. The engine does not deduplicate events: absorb
+/// each event id once (ingest deduplicates).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<u64>", into = "Vec<u64>")]
+pub struct LeadState {
+    entries: Vec<u64>,
+}
+
+fn key_of(rule: usize, hour: i32) -> u64 {
+    let h = (i64::from(hour) - i64::from(i32::MIN)) as u64;
+    ((rule as u64) << HOUR_BITS) | h
+}
+
+fn unpack(entry: u64) -> (usize, i32) {
+    let key = entry >> COUNT_BITS;
+    let rule = (key >> HOUR_BITS) as usize;
+    let hour = ((key & ((1 << HOUR_BITS) - 1)) as i64 + i64::from(i32::MIN)) as i32;
+    (rule, hour)
+}
+
+/// A stored state that is not a valid [`LeadState`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid lead state: {0}")]
+pub struct StateError(&'static str);
+
+impl TryFrom<Vec<u64>> for LeadState {
+    type Error = StateError;
+
+    fn try_from(entries: Vec<u64>) -> Result<Self, StateError> {
+        if entries.iter().any(|e| e & COUNT_MAX == 0) {
+            return Err(StateError("an entry has a zero count"));
+        }
+        if entries.windows(2).any(|w| w[0] >> COUNT_BITS > w[1] >> COUNT_BITS) {
+            return Err(StateError("entries are not sorted"));
+        }
+        Ok(LeadState { entries })
+    }
+}
+
+impl From<LeadState> for Vec<u64> {
+    fn from(state: LeadState) -> Self {
+        state.entries
+    }
+}
+
+impl LeadState {
+    /// The state as bytes (8 little-endian bytes per entry), e.g. to store it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.entries.iter().flat_map(|e| e.to_le_bytes()).collect()
+    }
+
+    /// A state from [`LeadState::to_bytes`]; checks its shape.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
+        if bytes.len() % 8 != 0 {
+            return Err(StateError("length is not a multiple of 8"));
+        }
+        let entries = bytes
+            .chunks_exact(8)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                u64::from_le_bytes(b)
+            })
+            .collect::<Vec<_>>();
+        LeadState::try_from(entries)
+    }
+
+    /// An empty state.
+    pub fn new() -> Self {
+        LeadState::default()
+    }
+
+    /// A state with every event of `events` absorbed.
+    pub fn from_events(model: &CompiledModel, events: &[Event]) -> Self {
+        let mut s = LeadState::new();
+        for e in events {
+            s.absorb(model, e);
+        }
+        s
+    }
+
+    /// Takes one event into account, whatever its time (late events included).
+    pub fn absorb(&mut self, model: &CompiledModel, event: &Event) {
+        let ctx = Ctx { event: Some(event), ..Ctx::default() };
+        let hour = hour_of(event.time_ms);
+        for (i, rule) in model.engagement.iter().enumerate() {
+            if rule.cond.eval(&ctx) {
+                self.add(i, hour);
+            }
+        }
+    }
+
+    fn add(&mut self, rule: usize, hour: i32) {
+        let key = key_of(rule, hour);
+        let mut idx = self.entries.partition_point(|e| (e >> COUNT_BITS) < key);
+        while let Some(e) = self.entries.get_mut(idx) {
+            if *e >> COUNT_BITS != key {
+                break;
+            }
+            if *e & COUNT_MAX < COUNT_MAX {
+                *e += 1;
+                return;
+            }
+            idx += 1;
+        }
+        self.entries.insert(idx, (key << COUNT_BITS) | 1);
+    }
+
+    /// Drops what can no longer give points at any `as_of` at or after `not_before`: entries
+    /// whose decay weight is exactly zero from then on (for a window rule, judged at the last
+    /// hour of the entry's window, so whole windows go together). Rules with `once` and rules
+    /// without decay keep everything. Returns the number of entries dropped.
+    ///
+    /// Afterwards, for every `as_of >= not_before`, points (every rule's, fit, engagement,
+    /// total, band) are still exactly those of the full evaluation; only the explanation
+    /// details of fully decayed awards (`awards`, `raw`, zero-point lines) may differ.
+    pub fn prune(&mut self, model: &CompiledModel, not_before: Timestamp) -> usize {
+        let horizon = i64::from(hour_of(not_before));
+        let before = self.entries.len();
+        self.entries.retain(|&e| {
+            let (rule, hour) = unpack(e);
+            let Some(r) = model.engagement.get(rule) else {
+                return true;
+            };
+            if r.once {
+                return true;
+            }
+            let last = match r.window {
+                Some(w) => (i64::from(hour).div_euclid(w.hours) + 1) * w.hours - 1,
+                None => i64::from(hour),
+            };
+            horizon < last || r.decay.factor_q40(horizon - last) != 0
+        });
+        before - self.entries.len()
+    }
+
+    /// Number of packed (rule, hour) entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no event matched any engagement rule yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes on the heap (the entries' buffer capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<u64>()
+    }
+
+    /// Frees unused capacity (e.g. before storing the state).
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
+    /// The score at `as_of`: the same as [`CompiledModel::score`] over every absorbed event,
+    /// except that contributions carry no event ids.
+    pub fn score(
+        &self,
+        model: &CompiledModel,
+        lead: &Lead,
+        company: Option<&Company>,
+        as_of: Timestamp,
+    ) -> Score {
+        let as_of_hour = hour_of(as_of);
+        let mut per_rule: Vec<Vec<(i32, u64)>> = vec![Vec::new(); model.engagement.len()];
+        for &e in &self.entries {
+            let (rule, hour) = unpack(e);
+            let count = e & COUNT_MAX;
+            if hour > as_of_hour {
+                continue;
+            }
+            if let Some(b) = per_rule.get_mut(rule) {
+                match b.last_mut() {
+                    Some((h, c)) if *h == hour => *c += count,
+                    _ => b.push((hour, count)),
+                }
+            }
+        }
+        let lines: EngagementLines = model
+            .engagement
+            .iter()
+            .zip(&per_rule)
+            .map(|(rule, buckets)| (engagement_rule(rule, buckets, as_of_hour), Vec::new()))
+            .collect();
+        model.assemble(lead, company, lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip_and_are_checked() {
+        let mut s = LeadState::new();
+        s.add(3, 100);
+        s.add(3, 100);
+        s.add(0, -5);
+        let back = LeadState::from_bytes(&s.to_bytes());
+        assert_eq!(back.as_ref(), Ok(&s));
+        assert!(LeadState::from_bytes(&[1, 2, 3]).is_err());
+        let mut swapped = s.entries.clone();
+        swapped.reverse();
+        assert!(LeadState::try_from(swapped).is_err());
+        assert!(LeadState::try_from(vec![key_of(1, 1) << COUNT_BITS]).is_err());
+        let json = serde_json::to_string(&s).expect("serializes");
+        assert_eq!(serde_json::from_str::<LeadState>(&json).expect("parses"), s);
+        assert!(serde_json::from_str::<LeadState>("[0]").is_err());
+    }
+
+    #[test]
+    fn counts_overflow_into_a_new_entry() {
+        let mut s = LeadState::new();
+        for _ in 0..COUNT_MAX + 2 {
+            s.add(1, 7);
+        }
+        assert_eq!(s.len(), 2);
+        let total: u64 = s.entries.iter().map(|e| e & COUNT_MAX).sum();
+        assert_eq!(total, COUNT_MAX + 2);
+    }
+
+    #[test]
+    fn packing_round_trips() {
+        for (rule, hour) in [(0, 0), (5, -1), (4095, i32::MAX), (17, i32::MIN), (3, 493_000)] {
+            let e = (key_of(rule, hour) << COUNT_BITS) | 7;
+            assert_eq!(unpack(e), (rule, hour));
+        }
+        assert!(key_of(1, i32::MIN) > key_of(0, i32::MAX));
+        assert!(key_of(0, -1) < key_of(0, 0));
+    }
+}
