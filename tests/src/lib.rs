@@ -316,3 +316,42 @@ pub mod process {
         }
     }
 }
+
+/// JSON ⇄ `google.protobuf.Struct`, for model specs.
+pub mod json {
+    use prost_types::value::Kind;
+    use prost_types::{ListValue, Struct, Value};
+
+    pub fn value(v: serde_json::Value) -> Value {
+        use serde_json::Value as J;
+        let kind = match v {
+            J::Null => Kind::NullValue(0),
+            J::Bool(b) => Kind::BoolValue(b),
+            J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+            J::String(s) => Kind::StringValue(s),
+            J::Array(a) => {
+                Kind::ListValue(ListValue { values: a.into_iter().map(value).collect() })
+            }
+            J::Object(o) => Kind::StructValue(Struct {
+                fields: o.into_iter().map(|(k, v)| (k, value(v))).collect(),
+            }),
+        };
+        Value { kind: Some(kind) }
+    }
+
+    /// A JSON object as a Struct (panics on anything else).
+    pub fn to_struct(v: serde_json::Value) -> Struct {
+        match value(v).kind {
+            Some(Kind::StructValue(s)) => s,
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    /// The B2B sample model of the brief, as JSON.
+    pub fn b2b_spec() -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/models/b2b-saas.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        kelvin_engine::ModelSpec::from_yaml(&text).unwrap().to_json_value()
+    }
+}

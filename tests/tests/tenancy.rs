@@ -454,23 +454,29 @@ async fn api_keys_are_listed_without_tokens_and_revocation_is_immediate() {
 #[tokio::test]
 async fn the_request_id_is_echoed_and_recorded_on_audit_rows() {
     let app = spawn_app().await;
-    let mut request = authed(&app.admin_token, pb::CreateOrganizationRequest {
-        organization_id: "acme".into(),
-        ..Default::default()
-    });
+    let mut request = authed(
+        &app.admin_token,
+        pb::CreateOrganizationRequest { organization_id: "acme".into(), ..Default::default() },
+    );
     request.metadata_mut().insert("x-request-id", "req-7f3a".parse().unwrap());
     let reply = app.tenants().create_organization(request).await.unwrap();
     assert_eq!(reply.metadata().get("x-request-id").unwrap(), "req-7f3a");
     // Without one, the server makes one up and still returns it.
     let reply = app
         .tenants()
-        .get_organization(authed(&app.admin_token, pb::GetOrganizationRequest { organization_id: "acme".into() }))
+        .get_organization(authed(
+            &app.admin_token,
+            pb::GetOrganizationRequest { organization_id: "acme".into() },
+        ))
         .await
         .unwrap();
     assert!(!reply.metadata().get("x-request-id").unwrap().is_empty());
     let audit = app
         .tenants()
-        .list_audit_events(authed(&app.admin_token, pb::ListAuditEventsRequest { organization_id: "acme".into(), ..Default::default() }))
+        .list_audit_events(authed(
+            &app.admin_token,
+            pb::ListAuditEventsRequest { organization_id: "acme".into(), ..Default::default() },
+        ))
         .await
         .unwrap()
         .into_inner();

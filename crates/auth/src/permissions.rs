@@ -15,6 +15,7 @@ pub struct Permission {
 }
 
 const ADMIN: &[Role] = &[Role::Admin];
+const AUTHORS: &[Role] = &[Role::Admin, Role::Editor];
 const READERS: &[Role] = &[Role::Admin, Role::Editor, Role::Reader];
 
 /// Every RPC of the contract and the roles allowed to call it.
@@ -34,6 +35,23 @@ pub const PERMISSIONS: &[Permission] = &[
     Permission { method: "/kelvin.v1.TenantService/ListApiKeys", roles: ADMIN },
     Permission { method: "/kelvin.v1.TenantService/RevokeApiKey", roles: ADMIN },
     Permission { method: "/kelvin.v1.TenantService/ListAuditEvents", roles: READERS },
+    // Scoring models: editors draft, validate and simulate; admins publish and roll back;
+    // everyone who reads may look at models, versions and diffs.
+    Permission { method: "/kelvin.v1.ModelService/CreateModel", roles: AUTHORS },
+    Permission { method: "/kelvin.v1.ModelService/GetModel", roles: READERS },
+    Permission { method: "/kelvin.v1.ModelService/ListModels", roles: READERS },
+    Permission { method: "/kelvin.v1.ModelService/CreateModelVersion", roles: AUTHORS },
+    Permission { method: "/kelvin.v1.ModelService/GetModelVersion", roles: READERS },
+    Permission { method: "/kelvin.v1.ModelService/ListModelVersions", roles: READERS },
+    Permission { method: "/kelvin.v1.ModelService/ValidateModel", roles: AUTHORS },
+    Permission { method: "/kelvin.v1.ModelService/DiffModelVersions", roles: READERS },
+    Permission { method: "/kelvin.v1.ModelService/PublishModelVersion", roles: ADMIN },
+    Permission { method: "/kelvin.v1.ModelService/RollbackModel", roles: ADMIN },
+    Permission { method: "/kelvin.v1.ModelService/SimulateScore", roles: AUTHORS },
+    // Templates belong to the organization: further limited to organization-wide tokens.
+    Permission { method: "/kelvin.v1.ModelService/CreateTemplate", roles: ADMIN },
+    Permission { method: "/kelvin.v1.ModelService/ListTemplates", roles: AUTHORS },
+    Permission { method: "/kelvin.v1.ModelService/ApplyTemplate", roles: ADMIN },
 ];
 
 /// The roles allowed to call `method`, or `None` when the method is not in the table (such a

@@ -9,6 +9,10 @@ pub enum ApiError {
     Store(#[from] kelvin_store::Error),
     #[error("invalid {field}: {message}")]
     InvalidArgument { field: String, message: String },
+    /// A document (a scoring model spec) with problems, each at its field path: answered as
+    /// INVALID_ARGUMENT with a `google.rpc.BadRequest` detail listing them all.
+    #[error("invalid {field}: {}", .violations.first().map(|(p, m)| format!("{p}: {m}")).unwrap_or_default())]
+    InvalidDocument { field: String, violations: Vec<(String, String)> },
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -40,6 +44,19 @@ impl From<ApiError> for Status {
                 S::Db(_) | S::Config(_) => internal(&e),
             },
             e @ ApiError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+            ApiError::InvalidDocument { ref field, ref violations } => {
+                use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+                let message = format!("{} ({} problem(s) in {field})", error, violations.len());
+                let details = ErrorDetails::with_bad_request(
+                    violations
+                        .iter()
+                        .map(|(path, description)| {
+                            FieldViolation::new(format!("{field}.{path}"), description)
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                Status::with_error_details(tonic::Code::InvalidArgument, message, details)
+            }
             ApiError::Unauthenticated(m) => Status::unauthenticated(m),
             ApiError::PermissionDenied(m) => Status::permission_denied(m),
             e @ ApiError::Internal(_) => internal(&e),

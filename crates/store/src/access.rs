@@ -6,7 +6,7 @@ use kelvin_auth::{Principal, Role, TenantReach};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use crate::audit::{self, Entry, json};
@@ -44,8 +44,8 @@ impl TenantScope {
 
 /// Everything one principal may read and change.
 pub struct Access<'a> {
-    db: &'a DatabaseConnection,
-    principal: &'a Principal,
+    pub(crate) db: &'a DatabaseConnection,
+    pub(crate) principal: &'a Principal,
 }
 
 const MAX_KEY_LIFETIME_MS: i64 = 2 * 366 * 24 * 3600 * 1000;
@@ -59,7 +59,7 @@ impl<'a> Access<'a> {
         self.principal
     }
 
-    fn require_role(&self, role: Role, what: &str) -> Result<()> {
+    pub(crate) fn require_role(&self, role: Role, what: &str) -> Result<()> {
         if self.principal.role() == role {
             Ok(())
         } else {
@@ -67,7 +67,7 @@ impl<'a> Access<'a> {
         }
     }
 
-    async fn load_org(&self, id: &str) -> Result<organization::Model> {
+    pub(crate) async fn load_org(&self, id: &str) -> Result<organization::Model> {
         if id.is_empty() {
             return Err(Error::invalid("organization_id", "is required"));
         }
@@ -133,7 +133,7 @@ impl<'a> Access<'a> {
         }
         let id = if id.is_empty() { generated_id("org") } else { id.to_owned() };
         let now = now_ms();
-        let txn = self.db.begin().await?;
+        let txn = crate::write_txn(self.db).await?;
         if organization::Entity::find_by_id(id.clone()).one(&txn).await?.is_some() {
             return Err(Error::AlreadyExists { kind: "organization", id });
         }
@@ -213,7 +213,7 @@ impl<'a> Access<'a> {
         }
         let id = if new.id.is_empty() { generated_id("t") } else { new.id.clone() };
         let now = now_ms();
-        let txn = self.db.begin().await?;
+        let txn = crate::write_txn(self.db).await?;
         if tenant::Entity::find_by_id(id.clone()).one(&txn).await?.is_some() {
             return Err(Error::AlreadyExists { kind: "tenant", id });
         }
@@ -318,7 +318,7 @@ impl<'a> Access<'a> {
         if let Some(labels) = &patch.labels {
             update = update.col_expr(tenant::Column::Labels, Expr::value(labels_json(labels)));
         }
-        let txn = self.db.begin().await?;
+        let txn = crate::write_txn(self.db).await?;
         if update.exec(&txn).await?.rows_affected != 1 {
             return Err(Error::Aborted(format!("tenant `{id}` was changed concurrently")));
         }
@@ -367,7 +367,7 @@ impl<'a> Access<'a> {
             )));
         }
         let now = now_ms();
-        let txn = self.db.begin().await?;
+        let txn = crate::write_txn(self.db).await?;
         let done = tenant::Entity::update_many()
             .col_expr(tenant::Column::State, Expr::value("deleted"))
             .col_expr(tenant::Column::DeleteTime, Expr::value(now))
@@ -442,7 +442,7 @@ impl<'a> Access<'a> {
         if key.expire_time_ms > now + MAX_KEY_LIFETIME_MS {
             return Err(Error::invalid("expire_time", "must be at most 2 years ahead"));
         }
-        let txn = self.db.begin().await?;
+        let txn = crate::write_txn(self.db).await?;
         let row = api_key::ActiveModel {
             id: Set(key.id.clone()),
             org_id: Set(Some(org.id.clone())),
@@ -527,7 +527,7 @@ impl<'a> Access<'a> {
         }
         let before: ApiKey = row.clone().try_into()?;
         let now = now_ms();
-        let txn = self.db.begin().await?;
+        let txn = crate::write_txn(self.db).await?;
         api_key::Entity::update_many()
             .col_expr(api_key::Column::RevokeTime, Expr::value(now))
             .filter(api_key::Column::Id.eq(id))
@@ -574,6 +574,17 @@ impl<'a> Access<'a> {
             query = query.filter(audit_event::Column::TenantId.eq(t.id));
         } else if let TenantReach::Only(list) = self.principal.tenants() {
             query = query.filter(audit_event::Column::TenantId.is_in(list.clone()));
+        }
+        if !filter.model_id.is_empty() {
+            if filter.tenant_id.is_empty() {
+                return Err(Error::invalid("tenant_id", "is required with model_id"));
+            }
+            let resource = format!("tenants/{}/models/{}", filter.tenant_id, filter.model_id);
+            query = query.filter(
+                Condition::any()
+                    .add(audit_event::Column::Resource.eq(resource.clone()))
+                    .add(audit_event::Column::Resource.starts_with(format!("{resource}/"))),
+            );
         }
         if !filter.actor.is_empty() {
             query = query.filter(audit_event::Column::Actor.eq(filter.actor.clone()));
@@ -717,7 +728,7 @@ pub(crate) async fn create_platform_key(
     actor: &str,
 ) -> Result<ApiKey> {
     let now = now_ms();
-    let txn = db.begin().await?;
+    let txn = crate::write_txn(db).await?;
     let row = api_key::ActiveModel {
         id: Set(key.id.clone()),
         org_id: Set(None),

@@ -3,5 +3,9 @@
 
 pub mod api_key;
 pub mod audit_event;
+pub mod model;
+pub mod model_activation;
+pub mod model_version;
 pub mod organization;
+pub mod template;
 pub mod tenant;

@@ -11,6 +11,7 @@ mod audit;
 mod entity;
 mod error;
 mod migration;
+mod models;
 mod page;
 mod purge;
 mod types;
@@ -24,10 +25,14 @@ use sea_orm_migration::MigratorTrait;
 pub use access::{Access, AuditContext, TenantScope};
 pub use error::{Error, Result};
 pub use kelvin_auth::Principal;
+pub use models::{
+    Activation, ActivationKind, ModelVersionRecord, ScoringModel, TemplateParam, TemplateRecord,
+    canonical_json,
+};
 pub use page::Page;
 pub use types::{
     ApiKey, AuditEvent, AuditFilter, NewApiKey, NewTenant, Organization, Tenant, TenantPatch,
-    TenantState,
+    TenantState, validate_id,
 };
 
 /// A pool of connections to the relational store.
@@ -124,4 +129,19 @@ impl Store {
         self.db.execute_unprepared(sql).await?;
         Ok(())
     }
+}
+
+/// Starts a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`), so concurrent writers queue behind the busy timeout instead of failing when a
+/// read transaction tries to upgrade; PostgreSQL ignores the option.
+pub(crate) async fn write_txn(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?)
 }

@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_tenancy;
+mod m0002_models;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -10,6 +11,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_tenancy::Migration)]
+        vec![Box::new(m0001_tenancy::Migration), Box::new(m0002_models::Migration)]
     }
 }

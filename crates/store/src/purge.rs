@@ -1,13 +1,11 @@
 //! Erasing soft-deleted tenants once their purge time has passed.
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::AuditContext;
 use crate::Result;
 use crate::audit::{self, Entry};
-use crate::entity::{api_key, tenant};
+use crate::entity::{api_key, model, model_activation, model_version, tenant};
 
 /// Erases every tenant due for purge: its API keys, its own row and (as later features add
 /// tenant-owned tables) all its data, in one transaction per tenant. Audit rows stay, holding
@@ -20,7 +18,7 @@ pub(crate) async fn purge_due_tenants(db: &DatabaseConnection, now: i64) -> Resu
         .await?;
     let mut purged = Vec::new();
     for t in due {
-        let txn = db.begin().await?;
+        let txn = crate::write_txn(db).await?;
         purge_tenant(&txn, &t.id).await?;
         audit::record(
             &txn,
@@ -46,6 +44,15 @@ pub(crate) async fn purge_due_tenants(db: &DatabaseConnection, now: i64) -> Resu
 
 async fn purge_tenant<C: ConnectionTrait>(db: &C, tenant_id: &str) -> Result<()> {
     api_key::Entity::delete_many().filter(api_key::Column::TenantId.eq(tenant_id)).exec(db).await?;
+    model_activation::Entity::delete_many()
+        .filter(model_activation::Column::TenantId.eq(tenant_id))
+        .exec(db)
+        .await?;
+    model_version::Entity::delete_many()
+        .filter(model_version::Column::TenantId.eq(tenant_id))
+        .exec(db)
+        .await?;
+    model::Entity::delete_many().filter(model::Column::TenantId.eq(tenant_id)).exec(db).await?;
     tenant::Entity::delete_by_id(tenant_id.to_owned()).exec(db).await?;
     Ok(())
 }

@@ -16,7 +16,7 @@ pub(crate) fn now_ms() -> i64 {
 
 /// Checks a resource id: 1-63 characters of `[a-z0-9-]`, starting with a letter, not ending
 /// with `-`.
-pub(crate) fn validate_id(field: &str, id: &str) -> Result<()> {
+pub fn validate_id(field: &str, id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 63
         && id.starts_with(|c: char| c.is_ascii_lowercase())
@@ -184,6 +184,8 @@ pub struct AuditFilter {
     pub actor: String,
     pub resource: String,
     pub action: String,
+    /// A scoring model's events (needs `tenant_id`).
+    pub model_id: String,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
 }

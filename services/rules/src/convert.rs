@@ -144,3 +144,32 @@ mod tests {
         assert!(json_struct(serde_json::json!(3)).is_none());
     }
 }
+
+/// A `google.protobuf.Struct` as JSON. Whole numbers become JSON integers, so that a spec sent
+/// as a Struct (where every number is a double) hashes like the same spec written by hand.
+pub(crate) fn struct_json(s: Struct) -> serde_json::Value {
+    serde_json::Value::Object(s.fields.into_iter().map(|(k, v)| (k, value_json(v))).collect())
+}
+
+pub(crate) fn value_json(v: Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v.kind {
+        None | Some(Kind::NullValue(_)) => J::Null,
+        Some(Kind::BoolValue(b)) => J::Bool(b),
+        Some(Kind::NumberValue(n)) => {
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                J::from(n as i64)
+            } else {
+                serde_json::Number::from_f64(n).map(J::Number).unwrap_or(J::Null)
+            }
+        }
+        Some(Kind::StringValue(s)) => J::String(s),
+        Some(Kind::ListValue(l)) => J::Array(l.values.into_iter().map(value_json).collect()),
+        Some(Kind::StructValue(s)) => struct_json(s),
+    }
+}
+
+/// JSON as a `google.protobuf.Value`.
+pub(crate) fn pb_value(value: serde_json::Value) -> Value {
+    json_value(value)
+}

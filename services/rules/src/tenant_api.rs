@@ -298,6 +298,7 @@ impl TenantService for TenantApi {
             actor: req.actor,
             resource: req.resource,
             action: req.action,
+            model_id: req.model_id,
             start_ms: req
                 .start_time
                 .as_ref()
