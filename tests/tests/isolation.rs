@@ -7,9 +7,12 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
+use kelvin_integration_tests::json::{b2b_spec, to_struct};
 use kelvin_integration_tests::{TestApp, authed, days_from_now, fixtures, spawn_app};
 use kelvin_proto::v1 as pb;
+use kelvin_proto::v1::model_service_client::ModelServiceClient;
 use prost::Message;
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 type Call<'a> = Pin<Box<dyn Future<Output = Result<(), Status>> + 'a>>;
@@ -203,6 +206,254 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        // ModelService: every tenant-addressed RPC.
+        Case {
+            rpc: "CreateModel",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .create_model(authed(
+                            token,
+                            pb::CreateModelRequest {
+                                tenant_id: t.tenant.clone(),
+                                model_id: "intruder".into(),
+                                display_name: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "GetModel",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .get_model(authed(
+                            token,
+                            pb::GetModelRequest {
+                                tenant_id: t.tenant.clone(),
+                                model_id: "default".into(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ListModels",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .list_models(authed(
+                            token,
+                            pb::ListModelsRequest {
+                                tenant_id: t.tenant.clone(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "CreateModelVersion",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .create_model_version(authed(
+                            token,
+                            pb::CreateModelVersionRequest {
+                                tenant_id: t.tenant.clone(),
+                                model_id: "default".into(),
+                                spec: Some(to_struct(b2b_spec())),
+                                comment: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "GetModelVersion",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .get_model_version(authed(
+                            token,
+                            pb::GetModelVersionRequest {
+                                tenant_id: t.tenant.clone(),
+                                model_id: "default".into(),
+                                version: 1,
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ListModelVersions",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .list_model_versions(authed(
+                            token,
+                            pb::ListModelVersionsRequest {
+                                tenant_id: t.tenant.clone(),
+                                model_id: "default".into(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ValidateModel",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .validate_model(authed(
+                            token,
+                            pb::ValidateModelRequest {
+                                tenant_id: t.tenant.clone(),
+                                spec: Some(to_struct(b2b_spec())),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "DiffModelVersions",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .diff_model_versions(authed(
+                            token,
+                            pb::DiffModelVersionsRequest {
+                                tenant_id: t.tenant.clone(),
+                                model_id: "default".into(),
+                                from_version: 1,
+                                to_version: 1,
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "PublishModelVersion",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .publish_model_version(authed(
+                            token,
+                            pb::PublishModelVersionRequest {
+                                tenant_id: t.tenant.clone(),
+                                model_id: "default".into(),
+                                version: 1,
+                                expected_active_version: 0,
+                                comment: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "RollbackModel",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .rollback_model(authed(
+                            token,
+                            pb::RollbackModelRequest {
+                                tenant_id: t.tenant.clone(),
+                                model_id: "default".into(),
+                                to_version: 1,
+                                expected_active_version: 1,
+                                comment: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "SimulateScore",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .simulate_score(authed(
+                            token,
+                            pb::SimulateScoreRequest {
+                                tenant_id: t.tenant.clone(),
+                                model_id: "default".into(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        // Templates belong to organizations.
+        Case {
+            rpc: "CreateTemplate",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    let template = pb::Template {
+                        organization_id: t.org.clone(),
+                        template_id: "intruder".into(),
+                        spec: Some(to_struct(b2b_spec())),
+                        ..Default::default()
+                    };
+                    ok(models(app)
+                        .create_template(authed(
+                            token,
+                            pb::CreateTemplateRequest { template: Some(template) },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ListTemplates",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(models(app)
+                        .list_templates(authed(
+                            token,
+                            pb::ListTemplatesRequest {
+                                organization_id: t.org.clone(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ApplyTemplate",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    let target =
+                        pb::TemplateTarget { tenant_id: t.tenant.clone(), ..Default::default() };
+                    ok(models(app)
+                        .apply_template(authed(
+                            token,
+                            pb::ApplyTemplateRequest {
+                                organization_id: t.org.clone(),
+                                template_id: "standard".into(),
+                                targets: vec![target],
+                                publish: true,
+                                comment: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
         // Not addressed by resource: a tenant token may not create organizations at all, and
         // the list shows its own organization only (checked below).
         Case {
@@ -244,14 +495,69 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn tenant_service_rpcs() -> BTreeSet<String> {
+/// Every RPC of every service of the contract.
+fn contract_rpcs() -> BTreeSet<String> {
     let set = prost_types::FileDescriptorSet::decode(kelvin_proto::FILE_DESCRIPTOR_SET).unwrap();
     set.file
         .iter()
+        .filter(|f| f.package().starts_with("kelvin."))
         .flat_map(|f| f.service.iter())
-        .filter(|s| s.name() == "TenantService")
         .flat_map(|s| s.method.iter().map(|m| m.name().to_owned()))
         .collect()
+}
+
+fn models(app: &TestApp) -> ModelServiceClient<Channel> {
+    ModelServiceClient::new(app.channel.clone())
+}
+
+/// A published model `default` and, in its organization, a template `standard`.
+async fn resources(app: &TestApp, org: &str, tenant: &str) {
+    let admin = &app.admin_token;
+    models(app)
+        .create_model(authed(
+            admin,
+            pb::CreateModelRequest {
+                tenant_id: tenant.into(),
+                model_id: "default".into(),
+                display_name: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    models(app)
+        .create_model_version(authed(
+            admin,
+            pb::CreateModelVersionRequest {
+                tenant_id: tenant.into(),
+                model_id: "default".into(),
+                spec: Some(to_struct(b2b_spec())),
+                comment: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    models(app)
+        .publish_model_version(authed(
+            admin,
+            pb::PublishModelVersionRequest {
+                tenant_id: tenant.into(),
+                model_id: "default".into(),
+                version: 1,
+                expected_active_version: 0,
+                comment: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let template = pb::Template {
+        organization_id: org.into(),
+        template_id: "standard".into(),
+        spec: Some(to_struct(b2b_spec())),
+        ..Default::default()
+    };
+    let _ = models(app)
+        .create_template(authed(admin, pb::CreateTemplateRequest { template: Some(template) }))
+        .await;
 }
 
 /// The message with every mention of `from` replaced by `to`.
@@ -267,6 +573,8 @@ async fn a_tenant_token_cannot_reach_another_tenant_through_any_rpc() {
     fixtures::tenant(&app, "agency-a", "a1").await;
     fixtures::tenant(&app, "agency-a", "a2").await;
     fixtures::tenant(&app, "agency-b", "b1").await;
+    resources(&app, "agency-a", "a2").await;
+    resources(&app, "agency-b", "b1").await;
     let (_, a2_key) = fixtures::token(&app, "agency-a", "a2", pb::Role::Reader).await;
     let (_, b1_key) = fixtures::token(&app, "agency-b", "b1", pb::Role::Reader).await;
     // The most powerful tenant-limited token: an admin of tenant a1 only.
@@ -274,12 +582,20 @@ async fn a_tenant_token_cannot_reach_another_tenant_through_any_rpc() {
 
     let table = cases();
     let covered: BTreeSet<String> = table.iter().map(|c| c.rpc.to_owned()).collect();
-    assert_eq!(covered, tenant_service_rpcs(), "every TenantService RPC has a row in the table");
+    assert_eq!(covered, contract_rpcs(), "every RPC of the contract has a row in the table");
 
     let same_org = Target { org: "agency-a".into(), tenant: "a2".into(), key: a2_key };
     let other_org = Target { org: "agency-b".into(), tenant: "b1".into(), key: b1_key };
     for case in &table {
-        let org_level = matches!(case.rpc, "GetOrganization" | "ListTenants" | "CreateTenant");
+        let org_level = matches!(
+            case.rpc,
+            "GetOrganization"
+                | "ListTenants"
+                | "CreateTenant"
+                | "CreateTemplate"
+                | "ListTemplates"
+                | "ApplyTemplate"
+        );
         let targets: &[&Target] = if org_level { &[&other_org] } else { &[&same_org, &other_org] };
         for target in targets {
             // The same call on something that does not exist, in an organization the token
