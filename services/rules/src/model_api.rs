@@ -230,6 +230,9 @@ impl ModelApi {
     ) -> Result<(String, i64, bool), ApiError> {
         let model_id =
             if target.model_id.is_empty() { "default".to_owned() } else { target.model_id };
+        // Reach first: a tenant out of reach is NOT_FOUND whatever its parameters.
+        let access = self.runtime.store.access(&ctx.principal);
+        let scope = access.tenant_scope(&target.tenant_id).await?;
         let values = target
             .parameters
             .map(struct_json)
@@ -239,9 +242,6 @@ impl ModelApi {
             |violations| ApiError::InvalidDocument { field: "parameters".into(), violations },
         )?;
         let checked = check_spec("spec", rendered)?;
-        drop(checked.compiled);
-        let access = self.runtime.store.access(&ctx.principal);
-        let scope = access.tenant_scope(&target.tenant_id).await?;
         let reason = if comment.is_empty() {
             format!("template {}", template.id)
         } else {
