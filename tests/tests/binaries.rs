@@ -166,9 +166,11 @@ async fn each_service_binary_runs_alone_after_migrate() {
         .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("applied 0 migrations"));
 
-    for (name, service) in
-        [("kelvin-rules", "kelvin.v1.TenantService"), ("kelvin-ingest", ""), ("kelvin-scoring", "")]
-    {
+    for (name, service) in [
+        ("kelvin-rules", "kelvin.v1.TenantService"),
+        ("kelvin-ingest", "kelvin.v1.IngestService"),
+        ("kelvin-scoring", ""),
+    ] {
         let port = free_port();
         let mut command = Command::new(binary(name));
         command

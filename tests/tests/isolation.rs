@@ -10,6 +10,7 @@ use std::pin::Pin;
 use kelvin_integration_tests::json::{b2b_spec, to_struct};
 use kelvin_integration_tests::{TestApp, authed, days_from_now, fixtures, spawn_app};
 use kelvin_proto::v1 as pb;
+use kelvin_proto::v1::ingest_service_client::IngestServiceClient;
 use kelvin_proto::v1::model_service_client::ModelServiceClient;
 use prost::Message;
 use tonic::transport::Channel;
@@ -454,6 +455,134 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        // IngestService: every RPC names its tenant.
+        Case {
+            rpc: "UpsertLeads",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    let lead = pb::LeadInput {
+                        lead_id: "l1".into(),
+                        attributes: Some(to_struct(serde_json::json!({"country": "XX"}))),
+                        ..Default::default()
+                    };
+                    ok(ingest(app)
+                        .upsert_leads(authed(
+                            token,
+                            pb::UpsertLeadsRequest {
+                                tenant_id: t.tenant.clone(),
+                                leads: vec![lead],
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "UpsertCompanies",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    let company = pb::CompanyInput { company_id: "c1".into(), attributes: None };
+                    ok(ingest(app)
+                        .upsert_companies(authed(
+                            token,
+                            pb::UpsertCompaniesRequest {
+                                tenant_id: t.tenant.clone(),
+                                companies: vec![company],
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "IngestEvents",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(ingest(app)
+                        .ingest_events(authed(
+                            token,
+                            pb::IngestEventsRequest {
+                                tenant_id: t.tenant.clone(),
+                                events: vec![event("intruder-event")],
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "StreamEvents",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    let batch = pb::StreamEventsRequest {
+                        tenant_id: t.tenant.clone(),
+                        events: vec![event("intruder-stream")],
+                        sequence: 1,
+                    };
+                    let mut acks = ingest(app)
+                        .stream_events(authed(token, tokio_stream::iter([batch])))
+                        .await?
+                        .into_inner();
+                    acks.message().await.map(|_| ())
+                })
+            },
+        },
+        Case {
+            rpc: "RecordOutcomes",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    let outcome = pb::Outcome {
+                        outcome_id: "o1".into(),
+                        lead_id: "l1".into(),
+                        kind: pb::OutcomeKind::Won as i32,
+                        value: 1.0,
+                        currency: "EUR".into(),
+                        time: Some(prost_types::Timestamp { seconds: 1_800_000_000, nanos: 0 }),
+                    };
+                    ok(ingest(app)
+                        .record_outcomes(authed(
+                            token,
+                            pb::RecordOutcomesRequest {
+                                tenant_id: t.tenant.clone(),
+                                outcomes: vec![outcome],
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "EraseLead",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(ingest(app)
+                        .erase_lead(authed(
+                            token,
+                            pb::EraseLeadRequest {
+                                tenant_id: t.tenant.clone(),
+                                lead_id: "l1".into(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ExportLead",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(ingest(app)
+                        .export_lead(authed(
+                            token,
+                            pb::ExportLeadRequest {
+                                tenant_id: t.tenant.clone(),
+                                lead_id: "l1".into(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
         // Not addressed by resource: a tenant token may not create organizations at all, and
         // the list shows its own organization only (checked below).
         Case {
@@ -504,6 +633,20 @@ fn contract_rpcs() -> BTreeSet<String> {
         .flat_map(|f| f.service.iter())
         .flat_map(|s| s.method.iter().map(|m| m.name().to_owned()))
         .collect()
+}
+
+fn ingest(app: &TestApp) -> IngestServiceClient<Channel> {
+    IngestServiceClient::new(app.channel.clone())
+}
+
+fn event(id: &str) -> pb::EventInput {
+    pb::EventInput {
+        event_id: id.into(),
+        lead_id: "l1".into(),
+        r#type: "page_view".into(),
+        time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+        properties: None,
+    }
 }
 
 fn models(app: &TestApp) -> ModelServiceClient<Channel> {

@@ -16,6 +16,7 @@ pub struct Permission {
 
 const ADMIN: &[Role] = &[Role::Admin];
 const AUTHORS: &[Role] = &[Role::Admin, Role::Editor];
+const SENDERS: &[Role] = &[Role::Admin, Role::Ingest];
 const READERS: &[Role] = &[Role::Admin, Role::Editor, Role::Reader];
 
 /// Every RPC of the contract and the roles allowed to call it.
@@ -52,6 +53,14 @@ pub const PERMISSIONS: &[Permission] = &[
     Permission { method: "/kelvin.v1.ModelService/CreateTemplate", roles: ADMIN },
     Permission { method: "/kelvin.v1.ModelService/ListTemplates", roles: AUTHORS },
     Permission { method: "/kelvin.v1.ModelService/ApplyTemplate", roles: ADMIN },
+    // Ingestion: ingest keys send data; only admins erase or export a lead (personal data).
+    Permission { method: "/kelvin.v1.IngestService/UpsertLeads", roles: SENDERS },
+    Permission { method: "/kelvin.v1.IngestService/UpsertCompanies", roles: SENDERS },
+    Permission { method: "/kelvin.v1.IngestService/IngestEvents", roles: SENDERS },
+    Permission { method: "/kelvin.v1.IngestService/StreamEvents", roles: SENDERS },
+    Permission { method: "/kelvin.v1.IngestService/RecordOutcomes", roles: SENDERS },
+    Permission { method: "/kelvin.v1.IngestService/EraseLead", roles: ADMIN },
+    Permission { method: "/kelvin.v1.IngestService/ExportLead", roles: ADMIN },
 ];
 
 /// The roles allowed to call `method`, or `None` when the method is not in the table (such a

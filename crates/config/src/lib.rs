@@ -48,6 +48,7 @@ pub struct Config {
     pub server: ServerSettings,
     pub telemetry: TelemetrySettings,
     pub tenancy: TenancySettings,
+    pub ingest: IngestSettings,
 }
 
 impl Default for Config {
@@ -62,6 +63,7 @@ impl Default for Config {
             server: ServerSettings::default(),
             telemetry: TelemetrySettings::default(),
             tenancy: TenancySettings::default(),
+            ingest: IngestSettings::default(),
         }
     }
 }
@@ -211,6 +213,24 @@ impl Default for TenancySettings {
     }
 }
 
+/// Per-tenant ingestion limits (each replica enforces them for the calls it serves).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct IngestSettings {
+    /// Most items (events, leads, companies, outcomes) in one call or stream message.
+    pub max_batch: usize,
+    /// Sustained events per second per tenant; bursts up to one second's worth.
+    pub events_per_second: u32,
+    /// Largest JSON of one event's properties or one lead's attributes, in bytes.
+    pub max_item_bytes: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self { max_batch: 1000, events_per_second: 10_000, max_item_bytes: 16 * 1024 }
+    }
+}
+
 /// Values given on the command line: the last and strongest layer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Overrides {
@@ -281,6 +301,9 @@ impl Config {
             && ext.jwks_url.is_none()
         {
             return Err(Error::Invalid("auth.external needs jwks_file or jwks_url".into()));
+        }
+        if self.ingest.max_batch == 0 || self.ingest.events_per_second == 0 {
+            return Err(Error::Invalid("ingest limits must be positive".into()));
         }
         if self.server.max_request_bytes == 0 || self.server.max_response_bytes == 0 {
             return Err(Error::Invalid("server message size limits must be positive".into()));

@@ -4,6 +4,8 @@
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
+pub mod convert;
+
 /// Package `kelvin.v1`.
 pub mod v1 {
     tonic::include_proto!("kelvin.v1");

@@ -13,6 +13,9 @@ pub enum ApiError {
     /// INVALID_ARGUMENT with a `google.rpc.BadRequest` detail listing them all.
     #[error("invalid {field}: {}", .violations.first().map(|(p, m)| format!("{p}: {m}")).unwrap_or_default())]
     InvalidDocument { field: String, violations: Vec<(String, String)> },
+    /// A quota (rate, batch size) was exceeded; the message says which and when to retry.
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -57,6 +60,7 @@ impl From<ApiError> for Status {
                 );
                 Status::with_error_details(tonic::Code::InvalidArgument, message, details)
             }
+            ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ApiError::Unauthenticated(m) => Status::unauthenticated(m),
             ApiError::PermissionDenied(m) => Status::permission_denied(m),
             e @ ApiError::Internal(_) => internal(&e),

@@ -10,6 +10,7 @@ mod access;
 mod audit;
 mod entity;
 mod error;
+mod ingest;
 mod migration;
 mod models;
 mod page;
@@ -24,6 +25,10 @@ use sea_orm_migration::MigratorTrait;
 
 pub use access::{Access, AuditContext, TenantScope};
 pub use error::{Error, Result};
+pub use ingest::{
+    CompanyRow, CompanyUpsert, LeadExport, LeadRow, LeadUpsert, NewEvent, NewOutcome, StoredEvent,
+    Written,
+};
 pub use kelvin_auth::Principal;
 pub use models::{
     Activation, ActivationKind, ModelVersionRecord, ScoringModel, TemplateParam, TemplateRecord,

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_tenancy;
 mod m0002_models;
+mod m0003_ingest;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -11,6 +12,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_tenancy::Migration), Box::new(m0002_models::Migration)]
+        vec![
+            Box::new(m0001_tenancy::Migration),
+            Box::new(m0002_models::Migration),
+            Box::new(m0003_ingest::Migration),
+        ]
     }
 }

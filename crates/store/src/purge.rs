@@ -5,7 +5,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Que
 use crate::AuditContext;
 use crate::Result;
 use crate::audit::{self, Entry};
-use crate::entity::{api_key, model, model_activation, model_version, tenant};
+use crate::entity::{
+    api_key, company, event, lead, model, model_activation, model_version, outcome, tenant,
+};
 
 /// Erases every tenant due for purge: its API keys, its own row and (as later features add
 /// tenant-owned tables) all its data, in one transaction per tenant. Audit rows stay, holding
@@ -53,6 +55,10 @@ async fn purge_tenant<C: ConnectionTrait>(db: &C, tenant_id: &str) -> Result<()>
         .exec(db)
         .await?;
     model::Entity::delete_many().filter(model::Column::TenantId.eq(tenant_id)).exec(db).await?;
+    event::Entity::delete_many().filter(event::Column::TenantId.eq(tenant_id)).exec(db).await?;
+    outcome::Entity::delete_many().filter(outcome::Column::TenantId.eq(tenant_id)).exec(db).await?;
+    lead::Entity::delete_many().filter(lead::Column::TenantId.eq(tenant_id)).exec(db).await?;
+    company::Entity::delete_many().filter(company::Column::TenantId.eq(tenant_id)).exec(db).await?;
     tenant::Entity::delete_by_id(tenant_id.to_owned()).exec(db).await?;
     Ok(())
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    kelvin_server::run_service(kelvin_ingest::SERVICE_NAME, &[]).await
+    kelvin_server::run_service(kelvin_ingest::SERVICE_NAME, &[kelvin_ingest::mount]).await
 }

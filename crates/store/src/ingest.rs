@@ -1,0 +1,409 @@
+//! Leads, companies, events and outcomes of one tenant: durable, idempotent writes and the
+//! lead's export and erasure. Items arrive validated (by the ingest service); every write is
+//! committed before the call returns.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TryInsertResult,
+};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{self, Entry};
+use crate::entity::{company, event, lead, outcome};
+use crate::types::now_ms;
+use crate::{Access, AuditContext, Error, Result, TenantScope};
+
+/// A lead to create or update. Attribute maps are merged into the stored ones; a `null` value
+/// removes the attribute.
+#[derive(Debug, Clone, Default)]
+pub struct LeadUpsert {
+    pub id: String,
+    /// `None`: unchanged; `Some("")`: no company.
+    pub company_id: Option<String>,
+    pub attributes: Map<String, Value>,
+    pub enriched: Map<String, Value>,
+}
+
+/// A stored lead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadRow {
+    pub id: String,
+    pub company_id: Option<String>,
+    pub attributes: Map<String, Value>,
+    pub enriched: Map<String, Value>,
+    pub create_time_ms: i64,
+    pub update_time_ms: i64,
+}
+
+/// A company to create or update (attributes merged like a lead's).
+#[derive(Debug, Clone, Default)]
+pub struct CompanyUpsert {
+    pub id: String,
+    pub attributes: Map<String, Value>,
+}
+
+/// A stored company.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompanyRow {
+    pub id: String,
+    pub attributes: Map<String, Value>,
+}
+
+/// An event to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub lead_id: String,
+    pub kind: String,
+    pub time_ms: i64,
+    pub properties: Map<String, Value>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Ingestion order across Kelvin.
+    pub seq: i64,
+    pub event_id: String,
+    pub lead_id: String,
+    pub kind: String,
+    pub time_ms: i64,
+    pub properties: Map<String, Value>,
+    pub ingest_time_ms: i64,
+}
+
+/// A won / lost outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutcome {
+    pub id: String,
+    pub lead_id: String,
+    /// `won` or `lost`.
+    pub kind: String,
+    pub value: f64,
+    pub currency: String,
+    pub time_ms: i64,
+}
+
+/// What became of one idempotent write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Accepted,
+    /// Already stored (same tenant and id): nothing written.
+    Duplicate,
+}
+
+/// Everything held about one lead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadExport {
+    pub lead: LeadRow,
+    pub company: Option<CompanyRow>,
+    pub events: Vec<StoredEvent>,
+    pub outcomes: Vec<NewOutcome>,
+}
+
+fn object(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+fn merge(stored: &mut Map<String, Value>, changes: Map<String, Value>) {
+    for (k, v) in changes {
+        if v.is_null() {
+            stored.remove(&k);
+        } else {
+            stored.insert(k, v);
+        }
+    }
+}
+
+fn lead_row(m: lead::Model) -> LeadRow {
+    LeadRow {
+        id: m.id,
+        company_id: m.company_id,
+        attributes: object(&m.attributes),
+        enriched: object(&m.enriched),
+        create_time_ms: m.create_time,
+        update_time_ms: m.update_time,
+    }
+}
+
+fn written(result: TryInsertResult<u64>) -> Written {
+    match result {
+        TryInsertResult::Inserted(n) if n > 0 => Written::Accepted,
+        _ => Written::Duplicate,
+    }
+}
+
+impl Access<'_> {
+    /// Creates or merges leads, in one transaction.
+    pub async fn upsert_leads(&self, scope: &TenantScope, leads: Vec<LeadUpsert>) -> Result<()> {
+        let now = now_ms();
+        let txn = crate::write_txn(self.db).await?;
+        for up in leads {
+            let key = (scope.tenant_id().to_owned(), up.id.clone());
+            match lead::Entity::find_by_id(key).one(&txn).await? {
+                Some(current) => {
+                    let mut attributes = object(&current.attributes);
+                    merge(&mut attributes, up.attributes);
+                    let mut enriched = object(&current.enriched);
+                    merge(&mut enriched, up.enriched);
+                    let company = match up.company_id {
+                        None => current.company_id.clone(),
+                        Some(c) if c.is_empty() => None,
+                        Some(c) => Some(c),
+                    };
+                    let mut active: lead::ActiveModel = current.into();
+                    active.attributes = Set(Value::Object(attributes).to_string());
+                    active.enriched = Set(Value::Object(enriched).to_string());
+                    active.company_id = Set(company);
+                    active.update_time = Set(now);
+                    active.update(&txn).await?;
+                }
+                None => {
+                    let mut attributes = Map::new();
+                    merge(&mut attributes, up.attributes);
+                    let mut enriched = Map::new();
+                    merge(&mut enriched, up.enriched);
+                    lead::ActiveModel {
+                        tenant_id: Set(scope.tenant_id().to_owned()),
+                        id: Set(up.id),
+                        company_id: Set(up.company_id.filter(|c| !c.is_empty())),
+                        attributes: Set(Value::Object(attributes).to_string()),
+                        enriched: Set(Value::Object(enriched).to_string()),
+                        create_time: Set(now),
+                        update_time: Set(now),
+                    }
+                    .insert(&txn)
+                    .await?;
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Creates or merges companies, in one transaction.
+    pub async fn upsert_companies(
+        &self,
+        scope: &TenantScope,
+        companies: Vec<CompanyUpsert>,
+    ) -> Result<()> {
+        let now = now_ms();
+        let txn = crate::write_txn(self.db).await?;
+        for up in companies {
+            let key = (scope.tenant_id().to_owned(), up.id.clone());
+            match company::Entity::find_by_id(key).one(&txn).await? {
+                Some(current) => {
+                    let mut attributes = object(&current.attributes);
+                    merge(&mut attributes, up.attributes);
+                    let mut active: company::ActiveModel = current.into();
+                    active.attributes = Set(Value::Object(attributes).to_string());
+                    active.update_time = Set(now);
+                    active.update(&txn).await?;
+                }
+                None => {
+                    let mut attributes = Map::new();
+                    merge(&mut attributes, up.attributes);
+                    company::ActiveModel {
+                        tenant_id: Set(scope.tenant_id().to_owned()),
+                        id: Set(up.id),
+                        attributes: Set(Value::Object(attributes).to_string()),
+                        create_time: Set(now),
+                        update_time: Set(now),
+                    }
+                    .insert(&txn)
+                    .await?;
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Stores events idempotently in one transaction: the same (tenant, event id) twice is
+    /// stored once, the second time reported as a duplicate. Leads seen for the first time are
+    /// created empty.
+    pub async fn ingest_events(
+        &self,
+        scope: &TenantScope,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Written>> {
+        let now = now_ms();
+        let txn = crate::write_txn(self.db).await?;
+        let mut results = Vec::with_capacity(events.len());
+        for e in events {
+            lead::Entity::insert(lead::ActiveModel {
+                tenant_id: Set(scope.tenant_id().to_owned()),
+                id: Set(e.lead_id.clone()),
+                company_id: Set(None),
+                attributes: Set("{}".into()),
+                enriched: Set("{}".into()),
+                create_time: Set(now),
+                update_time: Set(now),
+            })
+            .on_conflict_do_nothing_on([lead::Column::TenantId, lead::Column::Id])
+            .exec_without_returning(&txn)
+            .await?;
+            let inserted = event::Entity::insert(event::ActiveModel {
+                seq: sea_orm::NotSet,
+                tenant_id: Set(scope.tenant_id().to_owned()),
+                event_id: Set(e.event_id),
+                lead_id: Set(e.lead_id),
+                kind: Set(e.kind),
+                time: Set(e.time_ms),
+                properties: Set(Value::Object(e.properties).to_string()),
+                ingest_time: Set(now),
+            })
+            .on_conflict_do_nothing_on([event::Column::TenantId, event::Column::EventId])
+            .exec_without_returning(&txn)
+            .await?;
+            results.push(written(inserted));
+        }
+        txn.commit().await?;
+        Ok(results)
+    }
+
+    /// Stores outcomes idempotently (by outcome id), in one transaction.
+    pub async fn record_outcomes(
+        &self,
+        scope: &TenantScope,
+        outcomes: Vec<NewOutcome>,
+    ) -> Result<Vec<Written>> {
+        let txn = crate::write_txn(self.db).await?;
+        let mut results = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            let inserted = outcome::Entity::insert(outcome::ActiveModel {
+                tenant_id: Set(scope.tenant_id().to_owned()),
+                id: Set(o.id),
+                lead_id: Set(o.lead_id),
+                kind: Set(o.kind),
+                value: Set(o.value),
+                currency: Set(o.currency),
+                time: Set(o.time_ms),
+            })
+            .on_conflict_do_nothing_on([outcome::Column::TenantId, outcome::Column::Id])
+            .exec_without_returning(&txn)
+            .await?;
+            results.push(written(inserted));
+        }
+        txn.commit().await?;
+        Ok(results)
+    }
+
+    /// Everything held about a lead.
+    pub async fn export_lead(&self, scope: &TenantScope, lead_id: &str) -> Result<LeadExport> {
+        let lead = lead::Entity::find_by_id((scope.tenant_id().to_owned(), lead_id.to_owned()))
+            .one(self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("lead", lead_id))?;
+        let lead = lead_row(lead);
+        let company = match &lead.company_id {
+            Some(c) => company::Entity::find_by_id((scope.tenant_id().to_owned(), c.clone()))
+                .one(self.db)
+                .await?
+                .map(|m| CompanyRow { id: m.id, attributes: object(&m.attributes) }),
+            None => None,
+        };
+        let events = event::Entity::find()
+            .filter(event::Column::TenantId.eq(scope.tenant_id()))
+            .filter(event::Column::LeadId.eq(lead_id))
+            .order_by_asc(event::Column::Time)
+            .order_by_asc(event::Column::EventId)
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(|m| StoredEvent {
+                seq: m.seq,
+                event_id: m.event_id,
+                lead_id: m.lead_id,
+                kind: m.kind,
+                time_ms: m.time,
+                properties: object(&m.properties),
+                ingest_time_ms: m.ingest_time,
+            })
+            .collect();
+        let outcomes = outcome::Entity::find()
+            .filter(outcome::Column::TenantId.eq(scope.tenant_id()))
+            .filter(outcome::Column::LeadId.eq(lead_id))
+            .order_by_asc(outcome::Column::Time)
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(|m| NewOutcome {
+                id: m.id,
+                lead_id: m.lead_id,
+                kind: m.kind,
+                value: m.value,
+                currency: m.currency,
+                time_ms: m.time,
+            })
+            .collect();
+        Ok(LeadExport { lead, company, events, outcomes })
+    }
+
+    /// Erases a lead, its events and its outcomes in one transaction. The audit row names the
+    /// lead only by a hash of its id: it keeps no personal data.
+    pub async fn erase_lead(
+        &self,
+        scope: &TenantScope,
+        lead_id: &str,
+        ctx: &AuditContext,
+    ) -> Result<(u64, u64)> {
+        let now = now_ms();
+        let txn = crate::write_txn(self.db).await?;
+        let lead = lead::Entity::delete_many()
+            .filter(lead::Column::TenantId.eq(scope.tenant_id()))
+            .filter(lead::Column::Id.eq(lead_id))
+            .exec(&txn)
+            .await?;
+        let events = event::Entity::delete_many()
+            .filter(event::Column::TenantId.eq(scope.tenant_id()))
+            .filter(event::Column::LeadId.eq(lead_id))
+            .exec(&txn)
+            .await?;
+        let outcomes = outcome::Entity::delete_many()
+            .filter(outcome::Column::TenantId.eq(scope.tenant_id()))
+            .filter(outcome::Column::LeadId.eq(lead_id))
+            .exec(&txn)
+            .await?;
+        if lead.rows_affected == 0 && events.rows_affected == 0 && outcomes.rows_affected == 0 {
+            return Err(Error::not_found("lead", lead_id));
+        }
+        let digest: String = Sha256::digest(format!("{}/{lead_id}", scope.tenant_id()).as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        audit::record(
+            &txn,
+            self.principal.actor(),
+            ctx,
+            Entry {
+                org_id: Some(scope.org_id()),
+                tenant_id: Some(scope.tenant_id()),
+                action: "lead.erase",
+                resource: format!("tenants/{}/leads/sha256:{digest}", scope.tenant_id()),
+                before: None,
+                after: Some(serde_json::json!({
+                    "events_erased": events.rows_affected,
+                    "outcomes_erased": outcomes.rows_affected,
+                })),
+            },
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok((events.rows_affected, outcomes.rows_affected))
+    }
+
+    /// Number of events stored for the tenant (tests and operators).
+    pub async fn count_events(&self, scope: &TenantScope) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(event::Entity::find()
+            .filter(event::Column::TenantId.eq(scope.tenant_id()))
+            .count(self.db)
+            .await?)
+    }
+}

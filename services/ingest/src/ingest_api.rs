@@ -1,0 +1,338 @@
+//! `kelvin.v1.IngestService` handlers.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use kelvin_proto::convert::{json_struct, timestamp};
+use kelvin_proto::v1 as pb;
+use kelvin_proto::v1::ingest_service_server::IngestService;
+use kelvin_server::{ApiError, CallContext, Runtime, call_context};
+use kelvin_store::{AuditContext, Written};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::quota::Quotas;
+use crate::validate::{self, Rejection};
+
+/// The IngestService handlers.
+pub struct IngestApi {
+    runtime: Arc<Runtime>,
+    quotas: Arc<Quotas>,
+}
+
+impl IngestApi {
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        let quotas = Arc::new(Quotas::new(runtime.config.ingest.events_per_second));
+        Self { runtime, quotas }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+fn rejected(id: String, (field, reason): Rejection) -> pb::ItemResult {
+    pb::ItemResult { id, status: pb::ItemStatus::Rejected as i32, field, reason }
+}
+
+fn written(id: String, w: Written) -> pb::ItemResult {
+    let status = match w {
+        Written::Accepted => pb::ItemStatus::Accepted,
+        Written::Duplicate => pb::ItemStatus::Duplicate,
+    };
+    pb::ItemResult { id, status: status as i32, field: String::new(), reason: String::new() }
+}
+
+/// Validates `items`, writes the valid ones with `write`, and answers one result per item in
+/// request order.
+async fn batch<I, T, F, Fut>(
+    items: Vec<I>,
+    id_of: impl Fn(&I) -> String,
+    check: impl Fn(usize, I) -> Result<T, Rejection>,
+    write: F,
+) -> Result<Vec<pb::ItemResult>, ApiError>
+where
+    F: FnOnce(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Written>, ApiError>>,
+{
+    let mut results: Vec<Option<pb::ItemResult>> = Vec::with_capacity(items.len());
+    let mut valid = Vec::new();
+    let mut ids = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let id = id_of(&item);
+        match check(i, item) {
+            Ok(v) => {
+                valid.push(v);
+                ids.push((results.len(), id));
+                results.push(None);
+            }
+            Err(r) => results.push(Some(rejected(id, r))),
+        }
+    }
+    if !valid.is_empty() {
+        let outcome = write(valid).await?;
+        for ((slot, id), w) in ids.into_iter().zip(outcome) {
+            results[slot] = Some(written(id, w));
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+fn counts(results: &[pb::ItemResult]) -> (i32, i32, i32) {
+    let count = |s: pb::ItemStatus| results.iter().filter(|r| r.status == s as i32).count() as i32;
+    (
+        count(pb::ItemStatus::Accepted),
+        count(pb::ItemStatus::Duplicate),
+        count(pb::ItemStatus::Rejected),
+    )
+}
+
+impl IngestApi {
+    fn check_batch(&self, field: &str, len: usize) -> Result<(), ApiError> {
+        let max = self.runtime.config.ingest.max_batch;
+        if len > max {
+            return Err(ApiError::ResourceExhausted(format!(
+                "{field}: {len} items in one call, over the limit of {max}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// One batch of events for one tenant: quota, validation, durable idempotent write.
+    async fn ingest(
+        runtime: &Runtime,
+        quotas: &Quotas,
+        ctx: &CallContext,
+        tenant_id: &str,
+        events: Vec<pb::EventInput>,
+    ) -> Result<Vec<pb::ItemResult>, ApiError> {
+        let max = runtime.config.ingest.max_batch;
+        if events.len() > max {
+            return Err(ApiError::ResourceExhausted(format!(
+                "events: {} events in one call, over the limit of {max}",
+                events.len()
+            )));
+        }
+        let access = runtime.store.access(&ctx.principal);
+        let scope = access.tenant_scope(tenant_id).await?;
+        if let Err(wait) = quotas.take(scope.tenant_id(), events.len()) {
+            return Err(ApiError::ResourceExhausted(format!(
+                "tenant `{tenant_id}` is over its quota of {} events/s; retry in {wait:.2}s",
+                runtime.config.ingest.events_per_second
+            )));
+        }
+        let now = now_ms();
+        let max_bytes = runtime.config.ingest.max_item_bytes;
+        batch(
+            events,
+            |e| e.event_id.clone(),
+            |i, e| validate::event(i, e, now, max_bytes),
+            |valid| async { Ok(access.ingest_events(&scope, valid).await?) },
+        )
+        .await
+    }
+}
+
+type EventAcks = Pin<Box<dyn Stream<Item = Result<pb::StreamEventsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl IngestService for IngestApi {
+    async fn upsert_leads(
+        &self,
+        request: Request<pb::UpsertLeadsRequest>,
+    ) -> Reply<pb::UpsertLeadsResponse> {
+        let ctx = call_context(&request)?;
+        let req = request.into_inner();
+        self.check_batch("leads", req.leads.len())?;
+        let access = self.runtime.store.access(&ctx.principal);
+        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        let max_bytes = self.runtime.config.ingest.max_item_bytes;
+        let results = batch(
+            req.leads,
+            |l| l.lead_id.clone(),
+            |i, l| validate::lead(i, l, max_bytes),
+            |valid| async {
+                let n = valid.len();
+                access.upsert_leads(&scope, valid).await?;
+                Ok(vec![Written::Accepted; n])
+            },
+        )
+        .await?;
+        Ok(Response::new(pb::UpsertLeadsResponse { results }))
+    }
+
+    async fn upsert_companies(
+        &self,
+        request: Request<pb::UpsertCompaniesRequest>,
+    ) -> Reply<pb::UpsertCompaniesResponse> {
+        let ctx = call_context(&request)?;
+        let req = request.into_inner();
+        self.check_batch("companies", req.companies.len())?;
+        let access = self.runtime.store.access(&ctx.principal);
+        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        let max_bytes = self.runtime.config.ingest.max_item_bytes;
+        let results = batch(
+            req.companies,
+            |c| c.company_id.clone(),
+            |i, c| validate::company(i, c, max_bytes),
+            |valid| async {
+                let n = valid.len();
+                access.upsert_companies(&scope, valid).await?;
+                Ok(vec![Written::Accepted; n])
+            },
+        )
+        .await?;
+        Ok(Response::new(pb::UpsertCompaniesResponse { results }))
+    }
+
+    async fn ingest_events(
+        &self,
+        request: Request<pb::IngestEventsRequest>,
+    ) -> Reply<pb::IngestEventsResponse> {
+        let ctx = call_context(&request)?;
+        let req = request.into_inner();
+        let results =
+            Self::ingest(&self.runtime, &self.quotas, &ctx, &req.tenant_id, req.events).await?;
+        let (accepted, duplicates, rejected) = counts(&results);
+        Ok(Response::new(pb::IngestEventsResponse { results, accepted, duplicates, rejected }))
+    }
+
+    type StreamEventsStream = EventAcks;
+
+    async fn stream_events(
+        &self,
+        request: Request<Streaming<pb::StreamEventsRequest>>,
+    ) -> Reply<Self::StreamEventsStream> {
+        let ctx = call_context(&request)?;
+        let mut inbound = request.into_inner();
+        let runtime = self.runtime.clone();
+        let quotas = self.quotas.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(message) = inbound.next().await {
+                let reply = match message {
+                    Ok(batch) => {
+                        let sequence = batch.sequence;
+                        Self::ingest(&runtime, &quotas, &ctx, &batch.tenant_id, batch.events)
+                            .await
+                            .map(|results| {
+                                let (accepted, duplicates, rejected) = counts(&results);
+                                pb::StreamEventsResponse {
+                                    sequence,
+                                    results,
+                                    accepted,
+                                    duplicates,
+                                    rejected,
+                                }
+                            })
+                            .map_err(Status::from)
+                    }
+                    Err(status) => Err(status),
+                };
+                let failed = reply.is_err();
+                // The client went away: nothing more to acknowledge.
+                if tx.send(reply).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn record_outcomes(
+        &self,
+        request: Request<pb::RecordOutcomesRequest>,
+    ) -> Reply<pb::RecordOutcomesResponse> {
+        let ctx = call_context(&request)?;
+        let req = request.into_inner();
+        self.check_batch("outcomes", req.outcomes.len())?;
+        let access = self.runtime.store.access(&ctx.principal);
+        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        let results = batch(
+            req.outcomes,
+            |o| o.outcome_id.clone(),
+            validate::outcome,
+            |valid| async { Ok(access.record_outcomes(&scope, valid).await?) },
+        )
+        .await?;
+        Ok(Response::new(pb::RecordOutcomesResponse { results }))
+    }
+
+    async fn erase_lead(
+        &self,
+        request: Request<pb::EraseLeadRequest>,
+    ) -> Reply<pb::EraseLeadResponse> {
+        let ctx = call_context(&request)?;
+        let req = request.into_inner();
+        if req.lead_id.is_empty() {
+            return Err(ApiError::invalid("lead_id", "is required").into());
+        }
+        let access = self.runtime.store.access(&ctx.principal);
+        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        let audit =
+            AuditContext { request_id: ctx.request_id.clone(), reason: "erasure request".into() };
+        let (events_erased, outcomes_erased) =
+            access.erase_lead(&scope, &req.lead_id, &audit).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::EraseLeadResponse {
+            events_erased: events_erased as i64,
+            outcomes_erased: outcomes_erased as i64,
+        }))
+    }
+
+    async fn export_lead(
+        &self,
+        request: Request<pb::ExportLeadRequest>,
+    ) -> Reply<pb::ExportLeadResponse> {
+        let ctx = call_context(&request)?;
+        let req = request.into_inner();
+        if req.lead_id.is_empty() {
+            return Err(ApiError::invalid("lead_id", "is required").into());
+        }
+        let access = self.runtime.store.access(&ctx.principal);
+        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        let export = access.export_lead(&scope, &req.lead_id).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ExportLeadResponse {
+            lead: Some(pb::LeadRecord {
+                lead_id: export.lead.id.clone(),
+                company_id: export.lead.company_id.clone().unwrap_or_default(),
+                attributes: Some(json_struct(export.lead.attributes)),
+                enriched: Some(json_struct(export.lead.enriched)),
+                create_time: Some(timestamp(export.lead.create_time_ms)),
+                update_time: Some(timestamp(export.lead.update_time_ms)),
+            }),
+            company: export.company.map(|c| pb::CompanyInput {
+                company_id: c.id,
+                attributes: Some(json_struct(c.attributes)),
+            }),
+            events: export
+                .events
+                .into_iter()
+                .map(|e| pb::EventInput {
+                    event_id: e.event_id,
+                    r#type: e.kind,
+                    time: Some(timestamp(e.time_ms)),
+                    properties: Some(json_struct(e.properties)),
+                    lead_id: e.lead_id,
+                })
+                .collect(),
+            outcomes: export
+                .outcomes
+                .into_iter()
+                .map(|o| pb::Outcome {
+                    outcome_id: o.id,
+                    lead_id: o.lead_id,
+                    kind: if o.kind == "won" { pb::OutcomeKind::Won } else { pb::OutcomeKind::Lost }
+                        as i32,
+                    value: o.value,
+                    currency: o.currency,
+                    time: Some(timestamp(o.time_ms)),
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,314 @@
+//! Ingestion: durable, idempotent, validated, within quotas; export and erasure.
+
+#![allow(clippy::unwrap_used)]
+
+use kelvin_integration_tests::json::to_struct;
+use kelvin_integration_tests::{TestApp, authed, fixtures, spawn_app, spawn_app_with};
+use kelvin_proto::v1 as pb;
+use kelvin_proto::v1::ingest_service_client::IngestServiceClient;
+use serde_json::json;
+use tonic::Code;
+use tonic::transport::Channel;
+
+fn ingest(app: &TestApp) -> IngestServiceClient<Channel> {
+    IngestServiceClient::new(app.channel.clone())
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn event(id: &str, lead: &str, kind: &str, seconds: i64) -> pb::EventInput {
+    pb::EventInput {
+        event_id: id.into(),
+        lead_id: lead.into(),
+        r#type: kind.into(),
+        time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+        properties: Some(to_struct(json!({"url": "https://acme.example/pricing"}))),
+    }
+}
+
+async fn setup() -> TestApp {
+    let app = spawn_app().await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    app
+}
+
+async fn stored_events(app: &TestApp, tenant: &str) -> u64 {
+    let principal = kelvin_auth::Verifier::new("kelvin", "kelvin")
+        .with_key(&app.runtime.signer)
+        .verify(&app.admin_token)
+        .await
+        .unwrap()
+        .principal;
+    let access = app.runtime.store.access(&principal);
+    let scope = access.tenant_scope(tenant).await.unwrap();
+    access.count_events(&scope).await.unwrap()
+}
+
+#[tokio::test]
+async fn events_are_acknowledged_once_stored_and_counted_once() {
+    let app = setup().await;
+    let (token, _) = fixtures::token(&app, "acme", "acme-fr", pb::Role::Ingest).await;
+    let t = now_s();
+    let mut batch = vec![
+        event("e1", "lead-1", "page_view", t - 60),
+        event("e2", "lead-1", "email_open", t - 30),
+        event("e1", "lead-1", "page_view", t - 60),
+        event("", "lead-1", "page_view", t),
+        event("e4", "lead-1", "Page View", t),
+        event("e5", "", "page_view", t),
+        event("e6", "lead-2", "page_view", t + 3 * 86_400),
+    ];
+    batch[3].event_id = String::new();
+    let mut no_time = event("e7", "lead-2", "page_view", t);
+    no_time.time = None;
+    batch.push(no_time);
+    let reply = ingest(&app)
+        .ingest_events(authed(
+            &token,
+            pb::IngestEventsRequest { tenant_id: "acme-fr".into(), events: batch.clone() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let summary: Vec<_> =
+        reply.results.iter().map(|r| (r.id.as_str(), r.status, r.field.as_str())).collect();
+    use pb::ItemStatus::{Accepted, Duplicate, Rejected};
+    assert_eq!(
+        summary,
+        [
+            ("e1", Accepted as i32, ""),
+            ("e2", Accepted as i32, ""),
+            ("e1", Duplicate as i32, ""),
+            ("", Rejected as i32, "events[3].event_id"),
+            ("e4", Rejected as i32, "events[4].type"),
+            ("e5", Rejected as i32, "events[5].lead_id"),
+            ("e6", Rejected as i32, "events[6].time"),
+            ("e7", Rejected as i32, "events[7].time"),
+        ]
+    );
+    assert_eq!((reply.accepted, reply.duplicates, reply.rejected), (2, 1, 5));
+    // The acknowledgement means the events are in the store.
+    assert_eq!(stored_events(&app, "acme-fr").await, 2);
+    // Sent again: all duplicates, nothing counted twice.
+    let again = ingest(&app)
+        .ingest_events(authed(
+            &token,
+            pb::IngestEventsRequest { tenant_id: "acme-fr".into(), events: batch[..3].to_vec() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.accepted, again.duplicates), (0, 3));
+    assert_eq!(stored_events(&app, "acme-fr").await, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn streamed_batches_are_acknowledged_in_order() {
+    let app = setup().await;
+    let (token, _) = fixtures::token(&app, "acme", "acme-fr", pb::Role::Ingest).await;
+    let t = now_s();
+    let batches: Vec<_> = (0..5)
+        .map(|b| pb::StreamEventsRequest {
+            tenant_id: "acme-fr".into(),
+            // Each batch repeats the previous batch's last event: one duplicate per batch.
+            events: (b * 10..b * 10 + 11)
+                .map(|i| event(&format!("s{i}"), "lead-1", "page_view", t - i))
+                .collect(),
+            sequence: b,
+        })
+        .collect();
+    let mut acks = ingest(&app)
+        .stream_events(authed(&token, tokio_stream::iter(batches)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    while let Some(ack) = acks.message().await.unwrap() {
+        seen.push((ack.sequence, ack.accepted, ack.duplicates));
+    }
+    assert_eq!(seen, [(0, 11, 0), (1, 10, 1), (2, 10, 1), (3, 10, 1), (4, 10, 1)]);
+    assert_eq!(stored_events(&app, "acme-fr").await, 51);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn quotas_refuse_a_noisy_tenant_without_hurting_the_others() {
+    let app = spawn_app_with(|c| {
+        c.ingest.events_per_second = 100;
+        c.ingest.max_batch = 200;
+    })
+    .await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "noisy").await;
+    fixtures::tenant(&app, "acme", "quiet").await;
+    let t = now_s();
+    let batch = |tenant: &str, from: i64, n: i64| pb::IngestEventsRequest {
+        tenant_id: tenant.into(),
+        events: (from..from + n)
+            .map(|i| event(&format!("q{i}"), "lead-1", "page_view", t - i))
+            .collect(),
+    };
+    let admin = app.admin_token.clone();
+    ingest(&app).ingest_events(authed(&admin, batch("noisy", 0, 100))).await.unwrap();
+    let status =
+        ingest(&app).ingest_events(authed(&admin, batch("noisy", 100, 100))).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(status.message().contains("quota"), "{}", status.message());
+    ingest(&app).ingest_events(authed(&admin, batch("quiet", 0, 50))).await.unwrap();
+    let status =
+        ingest(&app).ingest_events(authed(&admin, batch("quiet", 50, 201))).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(status.message().contains("limit of 200"), "{}", status.message());
+    assert_eq!(stored_events(&app, "noisy").await, 100);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn leads_merge_export_everything_and_erase_leaves_no_personal_data() {
+    let app = setup().await;
+    let admin = app.admin_token.clone();
+    let (ingest_key, _) = fixtures::token(&app, "acme", "acme-fr", pb::Role::Ingest).await;
+    let mut api = ingest(&app);
+    let upsert =
+        |attributes: serde_json::Value, enriched: serde_json::Value| pb::UpsertLeadsRequest {
+            tenant_id: "acme-fr".into(),
+            leads: vec![pb::LeadInput {
+                lead_id: "jane@client.example".into(),
+                attributes: Some(to_struct(attributes)),
+                company_id: "client-co".into(),
+                enriched: Some(to_struct(enriched)),
+            }],
+        };
+    api.upsert_companies(authed(
+        &ingest_key,
+        pb::UpsertCompaniesRequest {
+            tenant_id: "acme-fr".into(),
+            companies: vec![pb::CompanyInput {
+                company_id: "client-co".into(),
+                attributes: Some(to_struct(json!({"employees": 120}))),
+            }],
+        },
+    ))
+    .await
+    .unwrap();
+    api.upsert_leads(authed(
+        &ingest_key,
+        upsert(json!({"country": "FR", "job_title": "CTO"}), json!({"email_validity": "ok"})),
+    ))
+    .await
+    .unwrap();
+    api.upsert_leads(authed(
+        &ingest_key,
+        upsert(json!({"job_title": null, "budget": 60000}), json!({})),
+    ))
+    .await
+    .unwrap();
+    let t = now_s();
+    api.ingest_events(authed(
+        &ingest_key,
+        pb::IngestEventsRequest {
+            tenant_id: "acme-fr".into(),
+            events: vec![
+                event("x2", "jane@client.example", "email_open", t - 10),
+                event("x1", "jane@client.example", "page_view", t - 20),
+            ],
+        },
+    ))
+    .await
+    .unwrap();
+    api.record_outcomes(authed(
+        &ingest_key,
+        pb::RecordOutcomesRequest {
+            tenant_id: "acme-fr".into(),
+            outcomes: vec![pb::Outcome {
+                outcome_id: "deal-1".into(),
+                lead_id: "jane@client.example".into(),
+                kind: pb::OutcomeKind::Won as i32,
+                value: 12000.0,
+                currency: "EUR".into(),
+                time: Some(prost_types::Timestamp { seconds: t, nanos: 0 }),
+            }],
+        },
+    ))
+    .await
+    .unwrap();
+
+    // Ingest keys send data but may not read it back or erase it.
+    let status = api
+        .export_lead(authed(
+            &ingest_key,
+            pb::ExportLeadRequest {
+                tenant_id: "acme-fr".into(),
+                lead_id: "jane@client.example".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    let export = api
+        .export_lead(authed(
+            &admin,
+            pb::ExportLeadRequest {
+                tenant_id: "acme-fr".into(),
+                lead_id: "jane@client.example".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let lead = export.lead.unwrap();
+    let attributes =
+        serde_json::Value::Object(kelvin_proto::convert::struct_json(lead.attributes.unwrap()));
+    assert_eq!(attributes, json!({"country": "FR", "budget": 60000}), "merged, null removed");
+    assert_eq!(lead.company_id, "client-co");
+    assert_eq!(export.company.unwrap().company_id, "client-co");
+    assert_eq!(export.events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["x1", "x2"]);
+    assert_eq!(export.outcomes.len(), 1);
+
+    let erased = api
+        .erase_lead(authed(
+            &admin,
+            pb::EraseLeadRequest {
+                tenant_id: "acme-fr".into(),
+                lead_id: "jane@client.example".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((erased.events_erased, erased.outcomes_erased), (2, 1));
+    let status = api
+        .export_lead(authed(
+            &admin,
+            pb::ExportLeadRequest {
+                tenant_id: "acme-fr".into(),
+                lead_id: "jane@client.example".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(stored_events(&app, "acme-fr").await, 0);
+    let audit = app
+        .tenants()
+        .list_audit_events(authed(
+            &admin,
+            pb::ListAuditEventsRequest {
+                organization_id: "acme".into(),
+                action: "lead.erase".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(audit.audit_events.len(), 1);
+    let row = format!("{:?}", audit.audit_events[0]);
+    assert!(!row.contains("jane") && !row.contains("client.example"), "no personal data: {row}");
+    app.stop().await;
+}
