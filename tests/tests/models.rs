@@ -94,12 +94,14 @@ async fn draft_simulate_publish_diff_rollback_and_audit() {
                     attributes: Some(to_struct(
                         json!({"country": "FR", "job_title": "Head of Sales", "company_size": 120}),
                     )),
+                    ..Default::default()
                 }),
                 events: vec![pb::EventInput {
                     event_id: "e1".into(),
                     r#type: "page_view".into(),
                     time: Some(ts(now)),
                     properties: Some(to_struct(json!({"url": "https://acme.example/pricing"}))),
+                    ..Default::default()
                 }],
                 as_of: Some(ts(now)),
                 ..Default::default()

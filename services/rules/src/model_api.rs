@@ -494,15 +494,15 @@ impl ModelService for ModelApi {
                 (check_spec("spec", stored.spec)?, stored.version)
             }
         };
-        let lead = kelvin_engine::Lead {
-            attributes: req
-                .lead
-                .and_then(|l| l.attributes)
-                .map(struct_json)
-                .and_then(|v| v.as_object().cloned())
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+        // Enriched attributes first, explicit ones over them: the lead's own word wins.
+        let lead = {
+            let input = req.lead.unwrap_or_default();
+            let mut attributes =
+                input.enriched.map(kelvin_proto::convert::struct_json).unwrap_or_default();
+            attributes.extend(
+                input.attributes.map(kelvin_proto::convert::struct_json).unwrap_or_default(),
+            );
+            kelvin_engine::Lead { attributes: attributes.into_iter().collect() }
         };
         let company = req.company.map(|c| kelvin_engine::Company {
             attributes: c
