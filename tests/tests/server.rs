@@ -138,6 +138,73 @@ async fn oversized_messages_are_refused() {
     app.stop().await;
 }
 
+/// Serves `body` over plain HTTP on a free port, for `requests` requests, from a thread.
+fn serve_http(body: String, requests: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(reply.as_bytes()).unwrap();
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_document_is_fetched_from_its_url() {
+    let pem = kelvin_auth::generate_ed25519_pem().unwrap();
+    let public =
+        ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap().verifying_key().to_bytes();
+    let jwks = format!(
+        r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"idp-url","alg":"EdDSA","x":"{}"}}]}}"#,
+        URL_SAFE_NO_PAD.encode(public)
+    );
+    let url = serve_http(jwks, 1);
+    let app = spawn_app_with(|c| {
+        c.auth.external = Some(ExternalIssuer {
+            issuer: "https://idp.example".into(),
+            audience: Some("kelvin-api".into()),
+            jwks_file: None,
+            jwks_url: Some(url),
+        });
+    })
+    .await;
+    fixtures::org(&app, "acme").await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("idp-url".into());
+    let claims = Claims {
+        sub: "bob@acme".into(),
+        iss: "https://idp.example".into(),
+        aud: "kelvin-api".into(),
+        exp: now + 600,
+        iat: now,
+        jti: None,
+        org: "acme".into(),
+        tenants: TenantsClaim::All,
+        role: Role::Reader,
+    };
+    let token =
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap())
+            .unwrap();
+    app.tenants()
+        .get_organization(authed(
+            &token,
+            pb::GetOrganizationRequest { organization_id: "acme".into() },
+        ))
+        .await
+        .unwrap();
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn tokens_of_an_external_issuer_are_trusted_through_its_jwks() {
     let dir = tempfile::tempdir().unwrap();
