@@ -1,0 +1,647 @@
+//! What each subcommand does.
+
+use std::io::BufRead;
+
+use anyhow::{Context as _, Result, bail};
+use kelvin_proto::convert::{json_struct, struct_json, timestamp};
+use kelvin_proto::v1 as pb;
+use kelvin_proto::v1::ingest_service_client::IngestServiceClient;
+use kelvin_proto::v1::model_service_client::ModelServiceClient;
+use kelvin_proto::v1::tenant_service_client::TenantServiceClient;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+use tonic_types::StatusExt;
+
+use crate::context::{self, ConfigFile, Context};
+use crate::output::{self, Format};
+use crate::resources as res;
+use crate::{Cli, Command, ContextCmd, EventCmd, KeyCmd, ModelCmd, OrgCmd, TenantCmd};
+
+/// A connection and its token.
+struct Kelvin {
+    channel: Channel,
+    token: Option<String>,
+}
+
+impl Kelvin {
+    async fn connect(cli: &Cli) -> Result<Self> {
+        let target =
+            context::resolve(cli.context.as_deref(), cli.endpoint.clone(), cli.token.clone())?;
+        let channel = Channel::from_shared(target.endpoint.clone())
+            .with_context(|| format!("invalid endpoint `{}`", target.endpoint))?
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {}", target.endpoint))?;
+        Ok(Self { channel, token: target.token })
+    }
+
+    fn req<T>(&self, message: T) -> Result<Request<T>> {
+        let mut request = Request::new(message);
+        if let Some(token) = &self.token {
+            request.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
+        }
+        Ok(request)
+    }
+
+    fn tenants(&self) -> TenantServiceClient<Channel> {
+        TenantServiceClient::new(self.channel.clone())
+    }
+
+    fn models(&self) -> ModelServiceClient<Channel> {
+        ModelServiceClient::new(self.channel.clone())
+    }
+
+    fn ingest(&self) -> IngestServiceClient<Channel> {
+        IngestServiceClient::new(self.channel.clone())
+    }
+}
+
+/// Prints a server error with its code and, for invalid documents, every field problem.
+pub fn print_status(status: &tonic::Status) {
+    eprintln!("error: {} ({:?})", status.message(), status.code());
+    if let Some(bad) = status.get_details_bad_request() {
+        for v in bad.field_violations {
+            eprintln!("  {}: {}", v.field, v.description);
+        }
+    }
+}
+
+fn role(name: &str) -> Result<pb::Role> {
+    Ok(match name {
+        "admin" => pb::Role::Admin,
+        "editor" => pb::Role::Editor,
+        "ingest" => pb::Role::Ingest,
+        "reader" => pb::Role::Reader,
+        other => bail!("unknown role `{other}` (admin, editor, ingest, reader)"),
+    })
+}
+
+/// A model file (YAML or JSON), checked locally by the engine, as the JSON the server stores.
+fn read_model(path: &std::path::Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let is_json = path.extension().is_some_and(|e| e == "json");
+    let spec = if is_json {
+        kelvin_engine::ModelSpec::from_json(&text)
+    } else {
+        kelvin_engine::ModelSpec::from_yaml(&text)
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path, e.message))?;
+    if let Err(errors) = spec.compile() {
+        for e in &errors {
+            eprintln!("  {}: {}", e.path, e.message);
+        }
+        bail!("{}: {} problem(s)", path.display(), errors.len());
+    }
+    // Through a Struct and back: numbers as the server will store them.
+    match spec.to_json_value() {
+        Value::Object(map) => Ok(Value::Object(struct_json(json_struct(map)))),
+        _ => bail!("{}: a model is an object", path.display()),
+    }
+}
+
+fn spec_struct(value: Value) -> Option<prost_types::Struct> {
+    match value {
+        Value::Object(map) => Some(json_struct(map)),
+        _ => None,
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let format = cli.output;
+    if let Command::Context(cmd) = &cli.command {
+        return context_cmd(cmd, format);
+    }
+    let k = Kelvin::connect(&cli).await?;
+    match cli.command {
+        Command::Context(_) => Ok(()),
+        Command::Orgs(OrgCmd::Create { id, name }) => {
+            let o = k
+                .tenants()
+                .create_organization(k.req(pb::CreateOrganizationRequest {
+                    organization_id: id,
+                    display_name: name,
+                    request_id: String::new(),
+                })?)
+                .await?
+                .into_inner()
+                .organization
+                .unwrap_or_default();
+            output::print(
+                format,
+                &res::organization(o),
+                &[("ORGANIZATION", "organization_id"), ("NAME", "display_name")],
+            )
+        }
+        Command::Orgs(OrgCmd::List) => {
+            let orgs = k
+                .tenants()
+                .list_organizations(k.req(pb::ListOrganizationsRequest {
+                    page_size: 1000,
+                    page_token: String::new(),
+                })?)
+                .await?
+                .into_inner();
+            let rows: Vec<Value> = orgs.organizations.into_iter().map(res::organization).collect();
+            output::print(
+                format,
+                &Value::Array(rows),
+                &[
+                    ("ORGANIZATION", "organization_id"),
+                    ("NAME", "display_name"),
+                    ("CREATED", "create_time"),
+                ],
+            )
+        }
+        Command::Tenants(cmd) => tenant_cmd(&k, cmd, format).await,
+        Command::Keys(cmd) => key_cmd(&k, cmd, format).await,
+        Command::Models(cmd) => model_cmd(&k, cmd, format).await,
+        Command::Events(EventCmd::Send { tenant, file, batch }) => {
+            send_events(&k, &tenant, &file, batch, format).await
+        }
+        Command::Audit { org, tenant, model, action, limit } => {
+            let events = k
+                .tenants()
+                .list_audit_events(k.req(pb::ListAuditEventsRequest {
+                    organization_id: org,
+                    tenant_id: tenant,
+                    model_id: model,
+                    action,
+                    page_size: limit,
+                    ..Default::default()
+                })?)
+                .await?
+                .into_inner();
+            let rows: Vec<Value> = events.audit_events.into_iter().map(res::audit_event).collect();
+            output::print(
+                format,
+                &Value::Array(rows),
+                &[
+                    ("TIME", "time"),
+                    ("ACTOR", "actor"),
+                    ("ACTION", "action"),
+                    ("RESOURCE", "resource"),
+                    ("REASON", "reason"),
+                ],
+            )
+        }
+    }
+}
+
+fn context_cmd(cmd: &ContextCmd, format: Format) -> Result<()> {
+    let mut file = ConfigFile::load()?;
+    match cmd {
+        ContextCmd::Set { name, endpoint, token, token_file } => {
+            file.contexts.insert(
+                name.clone(),
+                Context {
+                    endpoint: endpoint.clone(),
+                    token: token.clone(),
+                    token_file: token_file.clone(),
+                },
+            );
+            file.current = Some(name.clone());
+            file.save()?;
+            eprintln!("context `{name}` saved in {} and made current", context::path().display());
+            Ok(())
+        }
+        ContextCmd::Use { name } => {
+            if !file.contexts.contains_key(name) {
+                bail!("no context named `{name}`");
+            }
+            file.current = Some(name.clone());
+            file.save()
+        }
+        ContextCmd::List => {
+            let rows: Vec<Value> = file
+                .contexts
+                .iter()
+                .map(|(n, c)| json!({"name": n, "endpoint": c.endpoint, "current": file.current.as_deref() == Some(n.as_str())}))
+                .collect();
+            output::print(
+                format,
+                &Value::Array(rows),
+                &[("NAME", "name"), ("ENDPOINT", "endpoint"), ("CURRENT", "current")],
+            )
+        }
+    }
+}
+
+const TENANT_COLUMNS: &[output::Column] = &[
+    ("TENANT", "tenant_id"),
+    ("ORGANIZATION", "organization_id"),
+    ("NAME", "display_name"),
+    ("STATE", "state"),
+];
+
+async fn tenant_cmd(k: &Kelvin, cmd: TenantCmd, format: Format) -> Result<()> {
+    let t = match cmd {
+        TenantCmd::Create { org, id, name, labels } => {
+            let mut map = std::collections::HashMap::new();
+            for l in labels {
+                let (key, value) =
+                    l.split_once('=').with_context(|| format!("label `{l}` is not key=value"))?;
+                map.insert(key.to_owned(), value.to_owned());
+            }
+            k.tenants()
+                .create_tenant(k.req(pb::CreateTenantRequest {
+                    organization_id: org,
+                    tenant_id: id,
+                    display_name: name,
+                    labels: map,
+                    request_id: String::new(),
+                })?)
+                .await?
+                .into_inner()
+                .tenant
+        }
+        TenantCmd::List { org } => {
+            let list = k
+                .tenants()
+                .list_tenants(k.req(pb::ListTenantsRequest {
+                    organization_id: org,
+                    page_size: 1000,
+                    ..Default::default()
+                })?)
+                .await?
+                .into_inner();
+            let rows: Vec<Value> = list.tenants.into_iter().map(res::tenant).collect();
+            return output::print(format, &Value::Array(rows), TENANT_COLUMNS);
+        }
+        TenantCmd::Get { id } => {
+            k.tenants()
+                .get_tenant(k.req(pb::GetTenantRequest { tenant_id: id })?)
+                .await?
+                .into_inner()
+                .tenant
+        }
+        TenantCmd::Delete { id } => {
+            k.tenants()
+                .delete_tenant(
+                    k.req(pb::DeleteTenantRequest { tenant_id: id, etag: String::new() })?,
+                )
+                .await?
+                .into_inner()
+                .tenant
+        }
+    };
+    output::print(format, &res::tenant(t.unwrap_or_default()), TENANT_COLUMNS)
+}
+
+const KEY_COLUMNS: &[output::Column] = &[
+    ("KEY", "api_key_id"),
+    ("TENANT", "tenant_id"),
+    ("ROLE", "role"),
+    ("NAME", "display_name"),
+    ("EXPIRES", "expire_time"),
+    ("REVOKED", "revoke_time"),
+];
+
+async fn key_cmd(k: &Kelvin, cmd: KeyCmd, format: Format) -> Result<()> {
+    match cmd {
+        KeyCmd::Create { org, tenant, role: r, name, days } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as i64;
+            let reply = k
+                .tenants()
+                .create_api_key(k.req(pb::CreateApiKeyRequest {
+                    organization_id: org,
+                    tenant_id: tenant,
+                    role: role(&r)? as i32,
+                    display_name: name,
+                    expire_time: Some(timestamp(now + days * 86_400_000)),
+                })?)
+                .await?
+                .into_inner();
+            let mut value = res::api_key(reply.api_key.unwrap_or_default());
+            value["token"] = Value::String(reply.token);
+            output::print(
+                format,
+                &value,
+                &[("KEY", "api_key_id"), ("ROLE", "role"), ("TOKEN", "token")],
+            )
+        }
+        KeyCmd::List { org, tenant, show_revoked } => {
+            let keys = k
+                .tenants()
+                .list_api_keys(k.req(pb::ListApiKeysRequest {
+                    organization_id: org,
+                    tenant_id: tenant,
+                    page_size: 1000,
+                    page_token: String::new(),
+                    show_revoked,
+                })?)
+                .await?
+                .into_inner();
+            let rows: Vec<Value> = keys.api_keys.into_iter().map(res::api_key).collect();
+            output::print(format, &Value::Array(rows), KEY_COLUMNS)
+        }
+        KeyCmd::Revoke { id } => {
+            let key = k
+                .tenants()
+                .revoke_api_key(k.req(pb::RevokeApiKeyRequest { api_key_id: id })?)
+                .await?
+                .into_inner()
+                .api_key;
+            output::print(format, &res::api_key(key.unwrap_or_default()), KEY_COLUMNS)
+        }
+    }
+}
+
+const CHANGE_COLUMNS: &[output::Column] = &[
+    ("SECTION", "section"),
+    ("RULE", "rule_id"),
+    ("CHANGE", "kind"),
+    ("FIELD", "field"),
+    ("BEFORE", "before"),
+    ("AFTER", "after"),
+];
+const VERSION_COLUMNS: &[output::Column] = &[
+    ("VERSION", "version"),
+    ("STATE", "state"),
+    ("ACTIVE", "active"),
+    ("CREATOR", "creator"),
+    ("CREATED", "create_time"),
+    ("COMMENT", "comment"),
+];
+
+async fn model_cmd(k: &Kelvin, cmd: ModelCmd, format: Format) -> Result<()> {
+    match cmd {
+        ModelCmd::Apply { file, tenant, model, publish, comment } => {
+            apply_model(k, &file, &tenant, &model, publish, &comment, format).await
+        }
+        ModelCmd::Validate { file, tenant } => {
+            let spec = read_model(&file)?;
+            let reply = k
+                .models()
+                .validate_model(
+                    k.req(pb::ValidateModelRequest { tenant_id: tenant, spec: spec_struct(spec) })?,
+                )
+                .await?
+                .into_inner();
+            let errors: Vec<Value> = reply
+                .errors
+                .into_iter()
+                .map(|e| json!({"path": e.path, "message": e.message}))
+                .collect();
+            let valid = errors.is_empty();
+            output::print(
+                format,
+                &json!({"valid": valid, "errors": errors}),
+                &[("VALID", "valid"), ("ERRORS", "errors")],
+            )?;
+            if !valid {
+                bail!("the model is invalid");
+            }
+            Ok(())
+        }
+        ModelCmd::Diff { tenant, model, from, to } => {
+            let diff = k
+                .models()
+                .diff_model_versions(k.req(pb::DiffModelVersionsRequest {
+                    tenant_id: tenant,
+                    model_id: model,
+                    from_version: from,
+                    to_version: to,
+                })?)
+                .await?
+                .into_inner();
+            let rows: Vec<Value> = diff.changes.into_iter().map(res::change).collect();
+            output::print(format, &Value::Array(rows), CHANGE_COLUMNS)
+        }
+        ModelCmd::History { tenant, model } => {
+            let list = k
+                .models()
+                .list_model_versions(k.req(pb::ListModelVersionsRequest {
+                    tenant_id: tenant,
+                    model_id: model,
+                    page_size: 1000,
+                    page_token: String::new(),
+                })?)
+                .await?
+                .into_inner();
+            let rows: Vec<Value> = list.versions.into_iter().map(res::version).collect();
+            output::print(format, &Value::Array(rows), VERSION_COLUMNS)
+        }
+        ModelCmd::Rollback { tenant, model, to, comment } => {
+            let current = k
+                .models()
+                .get_model(k.req(pb::GetModelRequest {
+                    tenant_id: tenant.clone(),
+                    model_id: model.clone(),
+                })?)
+                .await?
+                .into_inner()
+                .model
+                .unwrap_or_default();
+            let reply = k
+                .models()
+                .rollback_model(k.req(pb::RollbackModelRequest {
+                    tenant_id: tenant,
+                    model_id: model,
+                    to_version: to,
+                    expected_active_version: current.active_version,
+                    comment,
+                })?)
+                .await?
+                .into_inner();
+            output::print(
+                format,
+                &res::model(reply.model.unwrap_or_default()),
+                &[
+                    ("MODEL", "model_id"),
+                    ("ACTIVE", "active_version"),
+                    ("LATEST", "latest_version"),
+                ],
+            )
+        }
+    }
+}
+
+async fn apply_model(
+    k: &Kelvin,
+    file: &std::path::Path,
+    tenant: &str,
+    model: &str,
+    publish: bool,
+    comment: &str,
+    format: Format,
+) -> Result<()> {
+    let spec = read_model(file)?;
+    let mut models = k.models();
+    let current = match models
+        .get_model(k.req(pb::GetModelRequest { tenant_id: tenant.into(), model_id: model.into() })?)
+        .await
+    {
+        Ok(r) => r.into_inner().model.unwrap_or_default(),
+        Err(s) if s.code() == Code::NotFound => models
+            .create_model(k.req(pb::CreateModelRequest {
+                tenant_id: tenant.into(),
+                model_id: model.into(),
+                display_name: model.into(),
+            })?)
+            .await?
+            .into_inner()
+            .model
+            .unwrap_or_default(),
+        Err(s) => return Err(s.into()),
+    };
+    let stored = |v: i64| {
+        let mut models = k.models();
+        async move {
+            let r = models
+                .get_model_version(k.req(pb::GetModelVersionRequest {
+                    tenant_id: tenant.into(),
+                    model_id: model.into(),
+                    version: v,
+                })?)
+                .await?;
+            let spec =
+                r.into_inner().version.and_then(|v| v.spec).map(struct_json).unwrap_or_default();
+            anyhow::Ok(Value::Object(spec))
+        }
+    };
+    if current.active_version > 0 && stored(current.active_version).await? == spec {
+        let value = json!({"model_id": model, "version": current.active_version, "status": "unchanged", "changes": []});
+        return output::print(
+            format,
+            &value,
+            &[("MODEL", "model_id"), ("VERSION", "version"), ("STATUS", "status")],
+        );
+    }
+    // A draft identical to the file is reused rather than duplicated.
+    let version = if current.latest_version > current.active_version
+        && stored(current.latest_version).await? == spec
+    {
+        current.latest_version
+    } else {
+        models
+            .create_model_version(k.req(pb::CreateModelVersionRequest {
+                tenant_id: tenant.into(),
+                model_id: model.into(),
+                spec: spec_struct(spec),
+                comment: comment.into(),
+            })?)
+            .await?
+            .into_inner()
+            .version
+            .unwrap_or_default()
+            .version
+    };
+    let changes: Vec<Value> = if current.active_version > 0 {
+        models
+            .diff_model_versions(k.req(pb::DiffModelVersionsRequest {
+                tenant_id: tenant.into(),
+                model_id: model.into(),
+                from_version: current.active_version,
+                to_version: version,
+            })?)
+            .await?
+            .into_inner()
+            .changes
+            .into_iter()
+            .map(res::change)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if publish {
+        models
+            .publish_model_version(k.req(pb::PublishModelVersionRequest {
+                tenant_id: tenant.into(),
+                model_id: model.into(),
+                version,
+                expected_active_version: current.active_version,
+                comment: comment.into(),
+            })?)
+            .await?;
+    }
+    let status = if publish { "published" } else { "draft" };
+    if format == Format::Table {
+        if !changes.is_empty() {
+            output::print(format, &Value::Array(changes.clone()), CHANGE_COLUMNS)?;
+            println!();
+        }
+        println!("model `{model}` of tenant `{tenant}`: version {version} {status}");
+        return Ok(());
+    }
+    output::print(
+        format,
+        &json!({"model_id": model, "version": version, "status": status, "changes": changes}),
+        &[],
+    )
+}
+
+async fn send_events(
+    k: &Kelvin,
+    tenant: &str,
+    file: &std::path::Path,
+    batch: usize,
+    format: Format,
+) -> Result<()> {
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+        ))
+    };
+    let (mut accepted, mut duplicates) = (0i64, 0i64);
+    let mut rejects: Vec<Value> = Vec::new();
+    let mut pending: Vec<(usize, pb::EventInput)> = Vec::new();
+    let mut lines = reader.lines().enumerate().peekable();
+    while lines.peek().is_some() || !pending.is_empty() {
+        while pending.len() < batch.max(1) {
+            let Some((n, line)) = lines.next() else { break };
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match parse_event(&line) {
+                Ok(e) => pending.push((n + 1, e)),
+                Err(reason) => rejects.push(json!({"line": n + 1, "field": "", "reason": reason})),
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        let (numbers, events): (Vec<usize>, Vec<pb::EventInput>) =
+            std::mem::take(&mut pending).into_iter().unzip();
+        let reply = k
+            .ingest()
+            .ingest_events(k.req(pb::IngestEventsRequest { tenant_id: tenant.into(), events })?)
+            .await?
+            .into_inner();
+        accepted += i64::from(reply.accepted);
+        duplicates += i64::from(reply.duplicates);
+        for (r, n) in reply.results.into_iter().zip(numbers) {
+            if r.status == pb::ItemStatus::Rejected as i32 {
+                rejects.push(json!({"line": n, "field": r.field, "reason": r.reason}));
+            }
+        }
+    }
+    let summary = json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejects.len(), "rejects": rejects});
+    output::print(
+        format,
+        &summary,
+        &[("ACCEPTED", "accepted"), ("DUPLICATES", "duplicates"), ("REJECTED", "rejected")],
+    )
+}
+
+fn parse_event(line: &str) -> Result<pb::EventInput, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let time =
+        time::OffsetDateTime::parse(&text("time"), &time::format_description::well_known::Rfc3339)
+            .map_err(|e| format!("time: {e}"))?;
+    let ms = (time.unix_timestamp_nanos() / 1_000_000) as i64;
+    Ok(pb::EventInput {
+        event_id: text("event_id"),
+        lead_id: text("lead_id"),
+        r#type: text("type"),
+        time: Some(timestamp(ms)),
+        properties: value.get("properties").and_then(Value::as_object).cloned().map(json_struct),
+    })
+}

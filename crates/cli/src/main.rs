@@ -1,0 +1,233 @@
+//! `kelvinctl`: Kelvin from the terminal. Talks gRPC to any Kelvin (the embedded server by
+//! default), with contexts like kubeconfig, and outputs tables, JSON or YAML.
+
+mod commands;
+mod context;
+mod output;
+mod resources;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(name = "kelvinctl", version, about = "Kelvin from the terminal")]
+pub struct Cli {
+    /// Context to use (default: the current one).
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// Endpoint, e.g. http://127.0.0.1:50051 (overrides the context; env KELVIN_ENDPOINT).
+    #[arg(long, global = true)]
+    endpoint: Option<String>,
+    /// Bearer token (overrides the context; env KELVIN_TOKEN).
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value = "table")]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage contexts (endpoint and token pairs).
+    #[command(subcommand)]
+    Context(ContextCmd),
+    /// Organizations (agencies).
+    #[command(subcommand, alias = "org")]
+    Orgs(OrgCmd),
+    /// Tenants (client companies).
+    #[command(subcommand, alias = "tenant")]
+    Tenants(TenantCmd),
+    /// API keys.
+    #[command(subcommand, alias = "key")]
+    Keys(KeyCmd),
+    /// Scoring models as code.
+    #[command(subcommand, alias = "model")]
+    Models(ModelCmd),
+    /// Send events.
+    #[command(subcommand)]
+    Events(EventCmd),
+    /// The audit log.
+    Audit {
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value = "")]
+        tenant: String,
+        #[arg(long, default_value = "")]
+        model: String,
+        #[arg(long, default_value = "")]
+        action: String,
+        /// Most events shown.
+        #[arg(long, default_value_t = 50)]
+        limit: i32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCmd {
+    /// Create or update a context and make it current.
+    Set {
+        name: String,
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// Make a context current.
+    Use { name: String },
+    /// List contexts.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCmd {
+    Create {
+        id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCmd {
+    Create {
+        #[arg(long)]
+        org: String,
+        id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Labels as key=value (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    Get {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Create a key; its token is printed once.
+    Create {
+        #[arg(long)]
+        org: String,
+        /// Omit for an organization-wide key.
+        #[arg(long, default_value = "")]
+        tenant: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Lifetime in days.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
+    List {
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value = "")]
+        tenant: String,
+        #[arg(long)]
+        show_revoked: bool,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCmd {
+    /// Create a draft from a file, show its diff against the active version, and publish it
+    /// with --publish. Does nothing when the file equals the active version.
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "default")]
+        model: String,
+        #[arg(long)]
+        publish: bool,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Validate a file against a tenant's Kelvin (nothing stored).
+    Validate {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Rule-by-rule differences between two versions.
+    Diff {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "default")]
+        model: String,
+        from: i64,
+        to: i64,
+    },
+    /// Versions, newest first.
+    History {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "default")]
+        model: String,
+    },
+    /// Re-activate an earlier published version.
+    Rollback {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "default")]
+        model: String,
+        #[arg(long)]
+        to: i64,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCmd {
+    /// Send events from a JSON-lines file (`-` for stdin): one object per line with
+    /// `event_id`, `lead_id`, `type`, `time` (RFC 3339) and optional `properties`.
+    Send {
+        #[arg(long)]
+        tenant: String,
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Events per call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            match error.downcast_ref::<tonic::Status>() {
+                Some(status) => commands::print_status(status),
+                None => eprintln!("error: {error:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

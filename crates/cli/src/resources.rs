@@ -1,0 +1,90 @@
+//! The contract's resources as JSON, for output.
+
+use kelvin_proto::convert::{millis, struct_json, value_json};
+use kelvin_proto::v1 as pb;
+use serde_json::{Value, json};
+
+fn time(ts: Option<prost_types::Timestamp>) -> Value {
+    ts.and_then(|t| millis(&t))
+        .and_then(|ms| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
+}
+
+fn object(s: Option<prost_types::Struct>) -> Value {
+    s.map_or(Value::Null, |s| Value::Object(struct_json(s)))
+}
+
+fn role(r: i32) -> &'static str {
+    match pb::Role::try_from(r) {
+        Ok(pb::Role::Admin) => "admin",
+        Ok(pb::Role::Editor) => "editor",
+        Ok(pb::Role::Ingest) => "ingest",
+        Ok(pb::Role::Reader) => "reader",
+        _ => "",
+    }
+}
+
+pub fn organization(o: pb::Organization) -> Value {
+    json!({"organization_id": o.organization_id, "display_name": o.display_name, "create_time": time(o.create_time), "etag": o.etag})
+}
+
+pub fn tenant(t: pb::Tenant) -> Value {
+    let state = match pb::TenantState::try_from(t.state) {
+        Ok(pb::TenantState::Active) => "active",
+        Ok(pb::TenantState::Deleted) => "deleted",
+        _ => "",
+    };
+    json!({
+        "tenant_id": t.tenant_id, "organization_id": t.organization_id, "display_name": t.display_name,
+        "labels": t.labels, "state": state, "create_time": time(t.create_time), "purge_time": time(t.purge_time), "etag": t.etag,
+    })
+}
+
+pub fn api_key(k: pb::ApiKey) -> Value {
+    json!({
+        "api_key_id": k.api_key_id, "organization_id": k.organization_id, "tenant_id": k.tenant_id,
+        "role": role(k.role), "display_name": k.display_name, "expire_time": time(k.expire_time),
+        "revoke_time": time(k.revoke_time), "creator": k.creator,
+    })
+}
+
+pub fn model(m: pb::Model) -> Value {
+    json!({
+        "tenant_id": m.tenant_id, "model_id": m.model_id, "display_name": m.display_name,
+        "active_version": m.active_version, "latest_version": m.latest_version, "etag": m.etag,
+    })
+}
+
+pub fn version(v: pb::ModelVersion) -> Value {
+    let state =
+        if v.state == pb::ModelVersionState::Published as i32 { "published" } else { "draft" };
+    json!({
+        "version": v.version, "state": state, "active": v.active, "creator": v.creator,
+        "create_time": time(v.create_time), "publish_time": time(v.publish_time), "comment": v.comment,
+        "spec_sha256": v.spec_sha256,
+    })
+}
+
+pub fn change(c: pb::ModelChange) -> Value {
+    let kind = match pb::ChangeKind::try_from(c.kind) {
+        Ok(pb::ChangeKind::Added) => "added",
+        Ok(pb::ChangeKind::Removed) => "removed",
+        Ok(pb::ChangeKind::Changed) => "changed",
+        _ => "",
+    };
+    json!({
+        "section": c.section, "rule_id": c.rule_id, "kind": kind, "field": c.field,
+        "before": c.before.map(value_json), "after": c.after.map(value_json),
+    })
+}
+
+pub fn audit_event(e: pb::AuditEvent) -> Value {
+    json!({
+        "time": time(e.time), "actor": e.actor, "action": e.action, "resource": e.resource,
+        "tenant_id": e.tenant_id, "reason": e.reason, "request_id": e.request_id,
+        "before": object(e.before), "after": object(e.after),
+    })
+}

@@ -1,0 +1,223 @@
+//! kelvinctl end to end against a running server: every subcommand, JSON output parsed.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use kelvin_integration_tests::process::binary;
+use kelvin_integration_tests::{TestApp, spawn_app};
+use serde_json::Value;
+
+struct Ctl<'a> {
+    app: &'a TestApp,
+    config: std::path::PathBuf,
+}
+
+impl Ctl<'_> {
+    fn raw(&self, args: &[&str]) -> Output {
+        Command::new(binary("kelvinctl"))
+            .args(args)
+            .env("KELVINCTL_CONFIG", &self.config)
+            .env_remove("KELVIN_ENDPOINT")
+            .env_remove("KELVIN_TOKEN")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs with the server's endpoint and admin token, JSON output; fails on a non-zero exit.
+    fn json(&self, args: &[&str]) -> Value {
+        let endpoint = format!("http://{}", self.app.addr);
+        let mut all = vec!["--endpoint", &endpoint, "--token", &self.app.admin_token, "-o", "json"];
+        all.extend_from_slice(args);
+        let out = self.raw(&all);
+        assert!(
+            out.status.success(),
+            "kelvinctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let endpoint = format!("http://{}", self.app.addr);
+        let mut all = vec!["--endpoint", &endpoint, "--token", &self.app.admin_token];
+        all.extend_from_slice(args);
+        let out = self.raw(&all);
+        assert!(!out.status.success(), "kelvinctl {args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+fn model_file(dir: &Path, hot: i64) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models/b2b-saas.yaml"),
+    )
+    .unwrap();
+    let text = text.replace("{ label: hot, min: 70,", &format!("{{ label: hot, min: {hot},"));
+    let path = dir.join(format!("model-{hot}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subcommand_against_a_running_server() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Ctl { app: &app, config: dir.path().join("config.toml") };
+
+    // Organizations, tenants, keys.
+    assert_eq!(
+        ctl.json(&["orgs", "create", "agency", "--name", "The agency"])["organization_id"],
+        "agency"
+    );
+    assert_eq!(ctl.json(&["orgs", "list"]).as_array().unwrap().len(), 1);
+    ctl.json(&["tenants", "create", "--org", "agency", "client-a", "--label", "tier=gold"]);
+    let t = ctl.json(&["tenants", "get", "client-a"]);
+    assert_eq!((t["state"].as_str(), t["labels"]["tier"].as_str()), (Some("active"), Some("gold")));
+    assert_eq!(ctl.json(&["tenants", "list", "--org", "agency"]).as_array().unwrap().len(), 1);
+    let key = ctl.json(&[
+        "keys", "create", "--org", "agency", "--tenant", "client-a", "--role", "ingest", "--days",
+        "7",
+    ]);
+    assert!(key["token"].as_str().unwrap().starts_with("eyJ"));
+    let id = key["api_key_id"].as_str().unwrap().to_owned();
+    assert_eq!(ctl.json(&["keys", "list", "--org", "agency"]).as_array().unwrap().len(), 1);
+    assert!(ctl.json(&["keys", "revoke", &id])["revoke_time"].is_string());
+
+    // Models as code: draft, publish, unchanged, change with diff, history, diff, rollback.
+    let v70 = model_file(dir.path(), 70);
+    let draft = ctl.json(&["models", "apply", "-f", &v70, "--tenant", "client-a"]);
+    assert_eq!((draft["version"].as_i64(), draft["status"].as_str()), (Some(1), Some("draft")));
+    let published = ctl.json(&["models", "apply", "-f", &v70, "--tenant", "client-a", "--publish"]);
+    assert_eq!(published["version"], 1, "the identical draft is reused: {published}");
+    let unchanged = ctl.json(&["models", "apply", "-f", &v70, "--tenant", "client-a", "--publish"]);
+    assert_eq!(unchanged["status"], "unchanged");
+    let v60 = model_file(dir.path(), 60);
+    let changed = ctl.json(&[
+        "models",
+        "apply",
+        "-f",
+        &v60,
+        "--tenant",
+        "client-a",
+        "--publish",
+        "--comment",
+        "hot from 60",
+    ]);
+    assert_eq!(
+        (changed["version"].as_i64(), changed["status"].as_str()),
+        (Some(2), Some("published"))
+    );
+    let changes = changed["changes"].as_array().unwrap();
+    assert!(
+        changes.iter().any(|c| c["section"] == "bands" && c["field"] == "thresholds"),
+        "{changes:?}"
+    );
+    let history = ctl.json(&["models", "history", "--tenant", "client-a"]);
+    assert_eq!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    assert_eq!(
+        ctl.json(&["models", "diff", "--tenant", "client-a", "1", "2"]).as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        ctl.json(&["models", "rollback", "--tenant", "client-a", "--to", "1", "--comment", "back"])
+            ["active_version"],
+        1
+    );
+    assert_eq!(
+        ctl.json(&["models", "validate", "-f", &v60, "--tenant", "client-a"])["valid"],
+        true
+    );
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(&v60).unwrap().replace("cap: { points: 30 }", "cap: { points: 0 }"),
+    )
+    .unwrap();
+    let stderr =
+        ctl.fails(&["models", "validate", "-f", broken.to_str().unwrap(), "--tenant", "client-a"]);
+    assert!(stderr.contains("engagement[0].cap.points"), "{stderr}");
+
+    // Events from JSON lines, with bad rows reported by line.
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        [
+            r#"{"event_id": "e1", "lead_id": "l1", "type": "page_view", "time": "2026-11-01T10:00:00Z", "properties": {"url": "/pricing"}}"#,
+            r#"{"event_id": "e2", "lead_id": "l1", "type": "email_open", "time": "2026-11-01T11:00:00Z"}"#,
+            "not json",
+            r#"{"event_id": "e3", "lead_id": "l1", "type": "Bad Type", "time": "2026-11-01T12:00:00Z"}"#,
+            r#"{"event_id": "e1", "lead_id": "l1", "type": "page_view", "time": "2026-11-01T10:00:00Z"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let sent = ctl.json(&[
+        "events",
+        "send",
+        "--tenant",
+        "client-a",
+        "-f",
+        events.to_str().unwrap(),
+        "--batch",
+        "2",
+    ]);
+    assert_eq!(
+        (sent["accepted"].as_i64(), sent["duplicates"].as_i64(), sent["rejected"].as_i64()),
+        (Some(2), Some(1), Some(2))
+    );
+    let lines: Vec<_> =
+        sent["rejects"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
+    assert_eq!(lines, [3, 4]);
+
+    // The audit log of the model.
+    let audit =
+        ctl.json(&["audit", "--org", "agency", "--tenant", "client-a", "--model", "default"]);
+    assert_eq!(audit[0]["action"], "model.rollback");
+    assert_eq!(audit[0]["reason"], "back");
+
+    // Server errors show the field and exit non-zero.
+    let stderr = ctl.fails(&["tenants", "create", "--org", "agency", "Bad_Id"]);
+    assert!(stderr.contains("tenant_id") && stderr.contains("InvalidArgument"), "{stderr}");
+
+    // Contexts: saved, listed, used without flags; YAML and table output.
+    let endpoint = format!("http://{}", app.addr);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &app.admin_token).unwrap();
+    assert!(
+        ctl.raw(&[
+            "context",
+            "set",
+            "local",
+            "--endpoint",
+            &endpoint,
+            "--token-file",
+            token_file.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let out = ctl.raw(&["-o", "json", "context", "list"]);
+    let contexts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (contexts[0]["name"].as_str(), contexts[0]["current"].as_bool()),
+        (Some("local"), Some(true))
+    );
+    let out = ctl.raw(&["-o", "yaml", "orgs", "list"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("organization_id: agency"));
+    let out = ctl.raw(&["tenants", "list", "--org", "agency"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("TENANT") && table.contains("client-a"), "{table}");
+    app.stop().await;
+}
