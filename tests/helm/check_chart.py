@@ -27,8 +27,9 @@ import argparse
 import functools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import helm_python as helm
 import kubernetes_validate.utils as kv
@@ -48,17 +49,30 @@ CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 # otherwise: an object that is not rendered cannot fail validation).
 EXPECTED_KINDS: dict[str, dict[str, int]] = {
     "default": {
-        "Deployment": 3, "Service": 3, "HorizontalPodAutoscaler": 2,
-        "PodDisruptionBudget": 3, "Job": 1, "Secret": 1, "ServiceMonitor": 0, "Pod": 1,
+        "Deployment": 3,
+        "Service": 3,
+        "HorizontalPodAutoscaler": 2,
+        "PodDisruptionBudget": 3,
+        "Job": 1,
+        "Secret": 1,
+        "ServiceMonitor": 0,
+        "Pod": 1,
     },
     "existing-secrets": {"Deployment": 3, "Secret": 0, "ServiceAccount": 0, "Job": 1},
     "minimal": {
-        "Deployment": 3, "HorizontalPodAutoscaler": 0, "PodDisruptionBudget": 0, "Secret": 0,
+        "Deployment": 3,
+        "HorizontalPodAutoscaler": 0,
+        "PodDisruptionBudget": 0,
+        "Secret": 0,
         "Job": 1,
     },
     "full": {
-        "Deployment": 3, "HorizontalPodAutoscaler": 2, "PodDisruptionBudget": 3,
-        "ServiceMonitor": 1, "Secret": 1, "Job": 1,
+        "Deployment": 3,
+        "HorizontalPodAutoscaler": 2,
+        "PodDisruptionBudget": 3,
+        "ServiceMonitor": 1,
+        "Secret": 1,
+        "Job": 1,
     },
 }
 
@@ -116,8 +130,12 @@ def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
     if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"):
         return obj.get("spec", {}).get("template", {}).get("spec")
     if kind == "CronJob":
-        return obj.get("spec", {}).get("jobTemplate", {}).get("spec", {}).get("template", {}).get(
-            "spec"
+        return (
+            obj.get("spec", {})
+            .get("jobTemplate", {})
+            .get("spec", {})
+            .get("template", {})
+            .get("spec")
         )
     return None
 
@@ -149,7 +167,7 @@ def render(chart: helm.Chart, values: dict[str, Any]) -> tuple[list[dict[str, An
     return objects, notes
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema_contents(filename: str, version: str) -> Any:
     return _original_schema_contents(filename, version)
 
@@ -166,10 +184,15 @@ def validate_schema(obj: dict[str, Any], problems: Problems) -> bool:
         kv.validate(body, KUBE_VERSION, strict=True)
     except kv.ValidationError as e:
         path = ".".join(str(p) for p in e.path) or "(root)"
-        problems.add(name_of(obj), f"invalid for Kubernetes {KUBE_VERSION}: {path}: {e.message}")
+        problems.add(
+            f"{name_of(obj)} ({obj['__source']})",
+            f"invalid for Kubernetes {KUBE_VERSION}: {path}: {e.message}",
+        )
     except kv.SchemaNotFoundError:
         if (obj.get("apiVersion"), obj.get("kind")) not in CRD_KINDS:
-            problems.add(name_of(obj), f"no Kubernetes {KUBE_VERSION} schema for {obj.get('apiVersion')}")
+            problems.add(
+                name_of(obj), f"no Kubernetes {KUBE_VERSION} schema for {obj.get('apiVersion')}"
+            )
         return False
     return True
 
@@ -199,13 +222,17 @@ def check_security(obj: dict[str, Any], p: Problems) -> None:
         return
     where = name_of(obj)
     pod_ctx = spec.get("securityContext") or {}
-    p.check(pod_ctx.get("runAsNonRoot") is True, where, "pod securityContext.runAsNonRoot is not true")
+    p.check(
+        pod_ctx.get("runAsNonRoot") is True, where, "pod securityContext.runAsNonRoot is not true"
+    )
     p.check(
         (pod_ctx.get("seccompProfile") or {}).get("type") == "RuntimeDefault",
         where,
         "pod seccompProfile is not RuntimeDefault",
     )
-    p.check(spec.get("automountServiceAccountToken") is False, where, "mounts a service account token")
+    p.check(
+        spec.get("automountServiceAccountToken") is False, where, "mounts a service account token"
+    )
     containers = (spec.get("initContainers") or []) + (spec.get("containers") or [])
     p.check(bool(containers), where, "has no containers")
     for c in containers:
@@ -214,9 +241,17 @@ def check_security(obj: dict[str, Any], p: Problems) -> None:
         p.check(ctx.get("runAsNonRoot") is True, cw, "runAsNonRoot is not true")
         p.check(ctx.get("runAsUser") == HARDENED_UID, cw, f"runAsUser is not {HARDENED_UID}")
         p.check(ctx.get("readOnlyRootFilesystem") is True, cw, "readOnlyRootFilesystem is not true")
-        p.check(ctx.get("allowPrivilegeEscalation") is False, cw, "allowPrivilegeEscalation is not false")
+        p.check(
+            ctx.get("allowPrivilegeEscalation") is False,
+            cw,
+            "allowPrivilegeEscalation is not false",
+        )
         p.check(ctx.get("privileged") is not True, cw, "is privileged")
-        p.check("ALL" in ((ctx.get("capabilities") or {}).get("drop") or []), cw, "does not drop ALL capabilities")
+        p.check(
+            "ALL" in ((ctx.get("capabilities") or {}).get("drop") or []),
+            cw,
+            "does not drop ALL capabilities",
+        )
         p.check(not (ctx.get("capabilities") or {}).get("add"), cw, "adds capabilities")
         p.check(
             (ctx.get("seccompProfile") or {}).get("type") == "RuntimeDefault",
@@ -250,7 +285,9 @@ def check_deployment(obj: dict[str, Any], values: dict[str, Any], p: Problems) -
         cw = f"{where} container {c.get('name')}"
         if component in SERVICES:
             wanted = f"/usr/local/bin/{SERVICES[component]}"
-            p.check(c.get("command") == [wanted], cw, f"command {c.get('command')} is not [{wanted}]")
+            p.check(
+                c.get("command") == [wanted], cw, f"command {c.get('command')} is not [{wanted}]"
+            )
             p.check(c.get("args") == ["serve"], cw, f"args {c.get('args')} are not [serve]")
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             probe = c.get(kind)
@@ -273,8 +310,12 @@ def check_deployment(obj: dict[str, Any], values: dict[str, Any], p: Problems) -
             cw,
             "no signing key (KELVIN_AUTH__SIGNING_KEY or KELVIN_AUTH__HS256_SECRET)",
         )
-        for secret_var in ("KELVIN_DATABASE_URL", "KELVIN_CACHE__REDIS_URL",
-                           "KELVIN_AUTH__SIGNING_KEY", "KELVIN_AUTH__HS256_SECRET"):
+        for secret_var in (
+            "KELVIN_DATABASE_URL",
+            "KELVIN_CACHE__REDIS_URL",
+            "KELVIN_AUTH__SIGNING_KEY",
+            "KELVIN_AUTH__HS256_SECRET",
+        ):
             if secret_var in env:
                 p.check(
                     "secretKeyRef" in (env[secret_var].get("valueFrom") or {}),
@@ -289,7 +330,9 @@ def check_migration(objects: list[dict[str, Any]], values: dict[str, Any], p: Pr
     if not enabled:
         p.check(not jobs, "migration", "migration.enabled is false but a Job is rendered")
         return
-    migrate = [j for j in jobs if (pod_spec(j) or {}).get("containers", [{}])[0].get("args") == ["migrate"]]
+    migrate = [
+        j for j in jobs if (pod_spec(j) or {}).get("containers", [{}])[0].get("args") == ["migrate"]
+    ]
     if len(migrate) != 1:
         p.add("migration", f"expected one migration Job, found {len(migrate)}")
         return
@@ -297,7 +340,9 @@ def check_migration(objects: list[dict[str, Any]], values: dict[str, Any], p: Pr
     where = name_of(job)
     events = hook_events(job)
     p.check(
-        set(HOOK_ORDER) <= events, where, f"is not a pre-install,pre-upgrade hook (hook: {sorted(events)})"
+        set(HOOK_ORDER) <= events,
+        where,
+        f"is not a pre-install,pre-upgrade hook (hook: {sorted(events)})",
     )
     policy = annotations(job).get("helm.sh/hook-delete-policy", "")
     for wanted in ("before-hook-creation", "hook-succeeded"):
@@ -308,7 +353,11 @@ def check_migration(objects: list[dict[str, Any]], values: dict[str, Any], p: Pr
         where,
         f"command {container.get('command')} is not kelvin-rules",
     )
-    p.check((pod_spec(job) or {}).get("restartPolicy") in ("Never", "OnFailure"), where, "bad restartPolicy")
+    p.check(
+        (pod_spec(job) or {}).get("restartPolicy") in ("Never", "OnFailure"),
+        where,
+        "bad restartPolicy",
+    )
     p.check(
         not container.get("envFrom"),
         where,
@@ -316,9 +365,7 @@ def check_migration(objects: list[dict[str, Any]], values: dict[str, Any], p: Pr
     )
     job_weight = int(annotations(job).get("helm.sh/hook-weight", "0"))
     # Whatever the job reads must exist before it: the user's Secret or a hook of lower weight.
-    release_objects = {
-        (o["kind"], o["metadata"]["name"]): o for o in objects if not hook_events(o)
-    }
+    release_objects = {(o["kind"], o["metadata"]["name"]) for o in objects if not hook_events(o)}
     sa = (pod_spec(job) or {}).get("serviceAccountName", "default")
     p.check(
         ("ServiceAccount", sa) not in release_objects,
@@ -326,6 +373,13 @@ def check_migration(objects: list[dict[str, Any]], values: dict[str, Any], p: Pr
         f"runs as ServiceAccount {sa}, which the release creates only after its hooks",
     )
     for env in container.get("env") or []:
+        config_ref = (env.get("valueFrom") or {}).get("configMapKeyRef")
+        if config_ref:
+            p.check(
+                ("ConfigMap", config_ref["name"]) not in release_objects,
+                where,
+                f"reads ConfigMap {config_ref['name']}, which the release creates after its hooks",
+            )
         ref = (env.get("valueFrom") or {}).get("secretKeyRef")
         if not ref:
             continue
@@ -361,15 +415,25 @@ def check_secret_refs(objects: list[dict[str, Any]], values: dict[str, Any], p: 
                     continue
                 where = f"{name_of(obj)} env {env['name']}"
                 if ref["name"] in secrets:
-                    data = {**(secrets[ref["name"]].get("stringData") or {}),
-                            **(secrets[ref["name"]].get("data") or {})}
-                    p.check(ref["key"] in data, where, f"key {ref['key']!r} is not in Secret {ref['name']}")
+                    data = {
+                        **(secrets[ref["name"]].get("stringData") or {}),
+                        **(secrets[ref["name"]].get("data") or {}),
+                    }
+                    p.check(
+                        ref["key"] in data,
+                        where,
+                        f"key {ref['key']!r} is not in Secret {ref['name']}",
+                    )
                     p.check(bool(data.get(ref["key"])), where, f"key {ref['key']!r} is empty")
                 else:
-                    p.check(ref["name"] == existing, where, f"refers to unknown Secret {ref['name']}")
+                    p.check(
+                        ref["name"] == existing, where, f"refers to unknown Secret {ref['name']}"
+                    )
 
 
-def check_rules(objects: list[dict[str, Any]], notes: str, values: dict[str, Any], p: Problems) -> None:
+def check_rules(
+    objects: list[dict[str, Any]], notes: str, values: dict[str, Any], p: Problems
+) -> None:
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for obj in objects:
         by_kind.setdefault(obj["kind"], []).append(obj)
@@ -380,52 +444,89 @@ def check_rules(objects: list[dict[str, Any]], notes: str, values: dict[str, Any
     services = by_kind.get("Service", [])
     for d in deployments:
         check_deployment(d, values, p)
-    components = {(d["metadata"].get("labels") or {}).get("app.kubernetes.io/component") for d in deployments}
+    components = {
+        (d["metadata"].get("labels") or {}).get("app.kubernetes.io/component") for d in deployments
+    }
     enabled = {n for n, s in (values.get("services") or {}).items() if s.get("enabled", True)}
-    p.check(components == (enabled & SERVICES.keys()) | (components - SERVICES.keys()), "deployments",
-            f"rendered components {sorted(c for c in components if c)}, enabled {sorted(enabled)}")
+    p.check(
+        components == enabled & SERVICES.keys(),
+        "deployments",
+        f"rendered components {sorted(c for c in components if c)}, enabled {sorted(enabled)}",
+    )
 
     grpc_port = values.get("grpcPort", 50051)
     for svc in services:
         where = name_of(svc)
         selector = svc["spec"].get("selector") or {}
-        p.check(any(selects(selector, pod_labels(d)) for d in deployments), where,
-                "its selector matches no Deployment's pods")
+        p.check(
+            any(selects(selector, pod_labels(d)) for d in deployments),
+            where,
+            "its selector matches no Deployment's pods",
+        )
         grpc = [pt for pt in svc["spec"].get("ports", []) if pt.get("name") == "grpc"]
-        p.check(len(grpc) == 1 and grpc[0].get("port") == grpc_port and grpc[0].get("appProtocol") == "grpc",
-                where, f"needs one port `grpc` on {grpc_port} with appProtocol grpc")
+        p.check(
+            len(grpc) == 1
+            and grpc[0].get("port") == grpc_port
+            and grpc[0].get("appProtocol") == "grpc",
+            where,
+            f"needs one port `grpc` on {grpc_port} with appProtocol grpc",
+        )
     p.check(len(services) == len(deployments), "services", "not one Service per Deployment")
 
     hpa_targets = set()
     for hpa in by_kind.get("HorizontalPodAutoscaler", []):
         target = hpa["spec"]["scaleTargetRef"]
         hpa_targets.add(target["name"])
-        p.check(target.get("kind") == "Deployment" and any(d["metadata"]["name"] == target["name"] for d in deployments),
-                name_of(hpa), f"targets missing {target.get('kind')}/{target['name']}")
-        p.check(hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"], name_of(hpa), "minReplicas > maxReplicas")
+        p.check(
+            target.get("kind") == "Deployment"
+            and any(d["metadata"]["name"] == target["name"] for d in deployments),
+            name_of(hpa),
+            f"targets missing {target.get('kind')}/{target['name']}",
+        )
+        p.check(
+            hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"],
+            name_of(hpa),
+            "minReplicas > maxReplicas",
+        )
     for d in deployments:
         scaled = d["metadata"]["name"] in hpa_targets
-        p.check(scaled != ("replicas" in d["spec"]), name_of(d),
-                "sets replicas while an HPA scales it" if scaled else "has neither replicas nor an HPA")
+        p.check(
+            scaled != ("replicas" in d["spec"]),
+            name_of(d),
+            "sets replicas while an HPA scales it" if scaled else "has neither replicas nor an HPA",
+        )
     for pdb in by_kind.get("PodDisruptionBudget", []):
         selector = (pdb["spec"].get("selector") or {}).get("matchLabels") or {}
-        p.check(any(selects(selector, pod_labels(d)) for d in deployments), name_of(pdb),
-                "its selector matches no Deployment's pods")
+        p.check(
+            any(selects(selector, pod_labels(d)) for d in deployments),
+            name_of(pdb),
+            "its selector matches no Deployment's pods",
+        )
 
     monitors = by_kind.get("ServiceMonitor", [])
     sm_enabled = (values.get("serviceMonitor") or {}).get("enabled", False)
-    p.check(bool(monitors) == bool(sm_enabled), "serviceMonitor",
-            f"serviceMonitor.enabled={sm_enabled} but {len(monitors)} ServiceMonitor rendered")
+    p.check(
+        bool(monitors) == bool(sm_enabled),
+        "serviceMonitor",
+        f"serviceMonitor.enabled={sm_enabled} but {len(monitors)} ServiceMonitor rendered",
+    )
     for sm in monitors:
         check_service_monitor(sm, services, p)
 
     tests = [o for o in objects if "test" in hook_events(o)]
-    p.check(len(tests) == 1 and tests[0]["kind"] == "Pod", "helm test", "expected one test Pod hook")
+    p.check(
+        len(tests) == 1 and tests[0]["kind"] == "Pod", "helm test", "expected one test Pod hook"
+    )
     for t in tests:
-        args = " ".join(" ".join(c.get("args") or []) for c in (pod_spec(t) or {}).get("containers", []))
+        args = " ".join(
+            " ".join(c.get("args") or []) for c in (pod_spec(t) or {}).get("containers", [])
+        )
         for svc in services:
-            p.check(f"-addr={svc['metadata']['name']}:{grpc_port}" in args, name_of(t),
-                    f"does not probe {name_of(svc)}")
+            p.check(
+                f"-addr={svc['metadata']['name']}:{grpc_port}" in args,
+                name_of(t),
+                f"does not probe {name_of(svc)}",
+            )
 
     check_migration(objects, values, p)
     check_secret_refs(objects, values, p)
@@ -440,7 +541,9 @@ def merged_values(chart: helm.Chart, values: dict[str, Any]) -> dict[str, Any]:
 # --- driver ----------------------------------------------------------------------------------
 
 
-def check_file(chart: helm.Chart, chart_dir: Path, label: str, values: dict[str, Any]) -> tuple[int, list[str]]:
+def check_file(
+    chart: helm.Chart, chart_dir: Path, label: str, values: dict[str, Any]
+) -> tuple[int, list[str]]:
     p = Problems()
     lint = helm.lint(str(chart_dir), values, strict=True, kube_version=f"v{KUBE_VERSION}.0")
     for msg in lint.get("messages", []):
@@ -463,7 +566,11 @@ def check_file(chart: helm.Chart, chart_dir: Path, label: str, values: dict[str,
     for obj in objects:
         counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
     for kind, n in EXPECTED_KINDS.get(label, {}).items():
-        p.check(counts.get(kind, 0) == n, "rendered kinds", f"{n} {kind} expected, {counts.get(kind, 0)} rendered")
+        p.check(
+            counts.get(kind, 0) == n,
+            "rendered kinds",
+            f"{n} {kind} expected, {counts.get(kind, 0)} rendered",
+        )
     return validated, p.items
 
 
@@ -483,7 +590,9 @@ def check_refusals(chart: helm.Chart) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chart", type=Path, default=Path(__file__).resolve().parents[2] / "helm" / "kelvin")
+    parser.add_argument(
+        "--chart", type=Path, default=Path(__file__).resolve().parents[2] / "helm" / "kelvin"
+    )
     args = parser.parse_args()
     chart_dir: Path = args.chart
     helm.disable_logging()
@@ -500,10 +609,17 @@ def main() -> int:
     with helm.Chart.load(str(chart_dir)) as chart:
         # The chart's own values.yaml, lint only: by design it cannot render without a secret
         # (lint would only log the `required` misses), so it is linted with an existing one.
-        lint = helm.lint(str(chart_dir), {"secrets": {"existingSecret": "kelvin"}}, strict=True,
-                         kube_version=f"v{KUBE_VERSION}.0")
-        lint_problems = [f"{m.get('path')}: {m.get('error')}" for m in lint.get("messages", [])
-                         if m.get("severity", 0) >= 2] + [str(e) for e in lint.get("errors") or []]
+        lint = helm.lint(
+            str(chart_dir),
+            {"secrets": {"existingSecret": "kelvin"}},
+            strict=True,
+            kube_version=f"v{KUBE_VERSION}.0",
+        )
+        lint_problems = [
+            f"{m.get('path')}: {m.get('error')}"
+            for m in lint.get("messages", [])
+            if m.get("severity", 0) >= 2
+        ] + [str(e) for e in lint.get("errors") or []]
         if lint_problems:
             failed = True
             print("chart: values.yaml (+ secrets.existingSecret): lint FAILED", file=sys.stderr)
@@ -521,8 +637,10 @@ def main() -> int:
                 for problem in problems:
                     print(f"  - {problem}", file=sys.stderr)
             else:
-                print(f"chart: ci/{path.name}: lint ok, {validated} manifests valid "
-                      f"(Kubernetes {KUBE_VERSION}, strict), rules ok")
+                print(
+                    f"chart: ci/{path.name}: lint ok, {validated} manifests valid "
+                    f"(Kubernetes {KUBE_VERSION}, strict), rules ok"
+                )
         refusals = check_refusals(chart)
         if refusals:
             failed = True

@@ -1,6 +1,8 @@
 //! Project automation, as `cargo xtask <command>` (see `usage`): one entry point so that a
 //! developer's machine and CI run the tests, servers and linters the same way.
 
+mod bench;
+mod chart;
 mod cmd;
 mod lint;
 mod serve;
@@ -18,12 +20,18 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test       install what the tests need, lint the contract with buf, then run the workspace's
-             tests against SQLite and against PostgreSQL (with Redis), and print a summary
-             (KELVIN_TEST_THREADS: threads per test binary, default 4)
+  test       install what the tests need, lint the contract with buf, check the Helm chart,
+             then run the workspace's tests against SQLite and against PostgreSQL (with Redis),
+             and print a summary (KELVIN_TEST_THREADS: threads per test binary, default 4)
   services   start throwaway PostgreSQL and Redis, print their URLs as `export` lines, and
              stop them when stdin closes or on ctrl-c
   lint       buf lint, cargo fmt --check and cargo clippy -D warnings
+  chart      lint the Helm chart helm/kelvin, render it with each ci/*-values.yaml, validate the
+             manifests against the Kubernetes 1.31 schemas and check the chart's own rules
+  bench [engine] [--smoke]
+             benchmarks (all without a name): `engine` builds benches/engine-peers in release,
+             checks Kelvin, zen-engine, CEL and hand-written Rust agree, times them and writes
+             target/bench/engine.{json,md}; --smoke: tiny iteration counts
   help       this text";
 
 fn main() -> ExitCode {
@@ -33,6 +41,8 @@ fn main() -> ExitCode {
         ["test"] => test_run::test(&root),
         ["services"] => serve::services(),
         ["lint"] => lint::lint(&root),
+        ["chart"] => chart::chart(&root),
+        ["bench", rest @ ..] => bench::bench(&root, rest),
         [] | ["help" | "-h" | "--help", ..] => return usage(None),
         _ => return usage(Some(&args.join(" "))),
     };

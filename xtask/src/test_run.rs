@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::chart::check_chart;
 use crate::cmd::{cargo, describe, run};
 use crate::phase;
 use crate::servers::Services;
@@ -30,6 +31,7 @@ pub fn test(root: &Path) -> Result<ExitCode> {
         Ok((tools, venv, buf))
     })?;
     phase("buf lint", || buf_lint(root, &buf))?;
+    phase("chart", || check_chart(root, &venv))?;
     // Built once up front so that compiler output is not mixed into the passes' test output.
     // `--bins`: the integration tests run the real binaries as processes.
     phase("build", || {
