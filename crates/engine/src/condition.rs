@@ -178,6 +178,46 @@ impl Cond {
     }
 }
 
+/// The event types (`event.type`) a test on the type accepts: `eq` a string, or the strings of
+/// an `in` list (`event.type` is always a string, so other scalars never match).
+fn type_test_types(c: &Cond) -> Option<Vec<&str>> {
+    fn str_of(x: &Scalar) -> Option<&str> {
+        match x {
+            Scalar::Str(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+    match c {
+        Cond::Leaf(FieldRef::EventType, Test::Eq(x)) => Some(str_of(x).into_iter().collect()),
+        Cond::Leaf(FieldRef::EventType, Test::In(xs)) => {
+            Some(xs.iter().filter_map(str_of).collect())
+        }
+        _ => None,
+    }
+}
+
+impl Cond {
+    /// For an event condition that can only hold for some event types — a test on
+    /// `event.type` (`eq` / `in`), alone or as a member of a top-level `all` group — those types
+    /// and what remains to check once the type is known to be one of them (`None`: nothing).
+    /// `None` when no such test is found.
+    pub(crate) fn split_event_types(&self) -> Option<(Vec<&str>, Option<Cond>)> {
+        if let Some(types) = type_test_types(self) {
+            return Some((types, None));
+        }
+        let Cond::All(cs) = self else { return None };
+        let (i, types) = cs.iter().enumerate().find_map(|(i, c)| Some((i, type_test_types(c)?)))?;
+        let mut rest: Vec<Cond> =
+            cs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| c.clone()).collect();
+        let rest = match rest.len() {
+            0 => None,
+            1 => rest.pop(),
+            _ => Some(Cond::All(rest)),
+        };
+        Some((types, rest))
+    }
+}
+
 /// A borrowed scalar: what every test but list ones compares.
 #[derive(Clone, Copy)]
 enum Sv<'a> {
@@ -241,7 +281,7 @@ impl Test {
             Test::Ne(x) => !scalar_eq(v, x),
             Test::In(xs) => xs.iter().any(|x| scalar_eq(v, x)),
             Test::NotIn(xs) => !xs.iter().any(|x| scalar_eq(v, x)),
-            Test::Contains(Scalar::Str(x)) => s.is_some_and(|s| s.contains(x.as_str())),
+            Test::Contains(Scalar::Str(x)) => s.is_some_and(|s| contains_str(s, x)),
             Test::Contains(_) => false,
             Test::StartsWith(x) => s.is_some_and(|s| s.starts_with(x.as_str())),
             Test::EndsWith(x) => s.is_some_and(|s| s.ends_with(x.as_str())),
@@ -267,6 +307,25 @@ impl Test {
             }),
         }
     }
+}
+
+/// `haystack.contains(needle)`. Short haystacks (URLs, titles) are scanned directly: the
+/// generic substring searcher's set-up and per-window comparisons cost more than the scan.
+fn contains_str(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return true;
+    };
+    if h.len() < n.len() {
+        return false;
+    }
+    if h.len() > 256 {
+        return haystack.contains(needle);
+    }
+    // Byte-wise matching is exact here: both are valid UTF-8, so a byte match starts and ends
+    // on character boundaries.
+    (0..=h.len() - n.len())
+        .any(|i| h[i] == first && h[i + 1..i + n.len()].iter().zip(rest).all(|(a, b)| a == b))
 }
 
 /// The domain of an email address (after the last `@`, trimmed, lowercased); a string with
@@ -539,6 +598,18 @@ mod tests {
         let mut sorted = FREE_EMAIL_DOMAINS.to_vec();
         sorted.sort_unstable();
         assert_eq!(sorted, FREE_EMAIL_DOMAINS);
+    }
+
+    #[test]
+    fn contains_matches_std() {
+        let hays = ["", "/", "/pricing", "/pricing/enterprise", "/docs/pricin", "aaab", "été/prix"];
+        let needles = ["", "/", "/pricing", "ing", "ab", "aab", "prix", "é", "x"];
+        let long = "ab".repeat(200) + "/pricing";
+        for h in hays.iter().copied().chain([long.as_str()]) {
+            for n in needles {
+                assert_eq!(contains_str(h, n), h.contains(n), "{h:?} contains {n:?}");
+            }
+        }
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub(crate) fn engagement_rule(
     as_of_hour: i32,
 ) -> RuleOutcome {
     // 1. Awards: (hour, count).
-    let mut awards: Vec<(i32, u64)> = Vec::new();
+    let mut windowed: Vec<(i32, u64)> = Vec::new();
     let mut windows = Vec::new();
     if let Some(w) = rule.window {
         let mut current: Option<(i64, u64)> = None;
@@ -151,25 +151,24 @@ pub(crate) fn engagement_rule(
             };
             let now = seen.saturating_add(count);
             if seen < u64::from(w.count) && now >= u64::from(w.count) {
-                awards.push((hour, 1));
+                windowed.push((hour, 1));
                 windows.push(idx);
             }
             current = Some((idx, now));
         }
-    } else {
-        awards.extend_from_slice(buckets);
     }
-    let selection = if rule.once {
-        awards.truncate(1);
+    let all: &[(i32, u64)] = if rule.window.is_some() { &windowed } else { buckets };
+    let first: Option<(i32, u64)>;
+    let (awards, selection): (&[(i32, u64)], Selection) = if rule.once {
         windows.truncate(1);
-        if let Some(a) = awards.first_mut() {
-            a.1 = 1;
-        }
-        if rule.window.is_some() { Selection::Windows(windows) } else { Selection::First }
+        first = all.first().map(|&(hour, _)| (hour, 1));
+        let sel =
+            if rule.window.is_some() { Selection::Windows(windows) } else { Selection::First };
+        (first.as_slice(), sel)
     } else if rule.window.is_some() {
-        Selection::Windows(windows)
+        (all, Selection::Windows(windows))
     } else {
-        Selection::All
+        (all, Selection::All)
     };
     // 2. Decay each award in Q40, group by cap period, round each group half-even to milli.
     let mut total_awards: u64 = 0;
@@ -186,7 +185,7 @@ pub(crate) fn engagement_rule(
         };
         *points = points.saturating_add(kept);
     };
-    for &(hour, count) in &awards {
+    for &(hour, count) in awards {
         total_awards = total_awards.saturating_add(count);
         let age = i64::from(as_of_hour) - i64::from(hour);
         let factor = rule.decay.factor_q40(age);
@@ -217,9 +216,15 @@ pub(crate) fn engagement_rule(
     }
 }
 
-fn fit_lines(rules: &[CFit], ctx: &Ctx<'_>, kind: ContributionKind) -> (i64, Vec<Contribution>) {
+/// Fit lines, in a vector with room for `more` lines after them.
+fn fit_lines(
+    rules: &[CFit],
+    ctx: &Ctx<'_>,
+    kind: ContributionKind,
+    more: usize,
+) -> (i64, Vec<Contribution>) {
     let mut sum: i64 = 0;
-    let mut lines = Vec::new();
+    let mut lines = Vec::with_capacity(rules.len() + more);
     for r in rules {
         if r.cond.eval(ctx) {
             sum = sum.saturating_add(r.points);
@@ -245,10 +250,28 @@ fn adjustment(id: &str, kind: ContributionKind, delta: i64) -> Option<Contributi
     })
 }
 
+/// An event that counts in a full evaluation: its time and its index in the input.
+struct Item {
+    time_ms: Timestamp,
+    index: usize,
+}
+
 /// Per engagement rule: its outcome and, on the full path, the ids of its events.
 pub(crate) type EngagementLines = Vec<(RuleOutcome, Vec<String>)>;
 
 impl CompiledModel {
+    /// The bit of an event type among [`CompiledModel::event_types`] (0 when not there).
+    fn type_bit(&self, kind: &str) -> u64 {
+        if self.event_types.is_empty() {
+            return 0;
+        }
+        // At most 64 short names: a linear scan, lengths first, beats a binary search.
+        self.event_types
+            .iter()
+            .position(|t| t.len() == kind.len() && t.bytes().eq(kind.bytes()))
+            .map_or(0, |i| 1 << i)
+    }
+
     /// Full evaluation: scores `lead` (of `company`) from all its `events` at `as_of`.
     ///
     /// Events stamped in a later UTC hour than `as_of` are not counted. The result does not
@@ -261,34 +284,79 @@ impl CompiledModel {
         as_of: Timestamp,
     ) -> Score {
         let as_of_hour = hour_of(as_of);
+        // The events that count, once, by (time, id) — ties keep their input order, as a
+        // stable sort would — and the bit of each one's type.
+        let mut items: Vec<Item> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                (hour_of(e.time_ms) <= as_of_hour).then_some(Item { time_ms: e.time_ms, index: i })
+            })
+            .collect();
+        // By (time, index) first — cheap keys, and often already in order — then runs of equal
+        // times by id (a stable sort keeps their input order).
+        if !items.is_sorted_by_key(|it| (it.time_ms, it.index)) {
+            items.sort_unstable_by_key(|it| (it.time_ms, it.index));
+        }
+        let mut start = 0;
+        while start < items.len() {
+            let t = items[start].time_ms;
+            let end = start + items[start..].iter().take_while(|it| it.time_ms == t).count();
+            if end - start > 1 {
+                items[start..end].sort_by(|a, b| events[a.index].id.cmp(&events[b.index].id));
+            }
+            start = end;
+        }
+        let bits: Vec<u64> = if self.event_types.is_empty() {
+            Vec::new()
+        } else {
+            items.iter().map(|it| self.type_bit(&events[it.index].kind)).collect()
+        };
         let mut lines: EngagementLines = Vec::with_capacity(self.engagement.len());
+        // Positions in `items` of the current rule's events (so in (time, id) order).
+        let mut matched: Vec<usize> = Vec::with_capacity(items.len());
+        let mut buckets: Vec<(i32, u64)> = Vec::with_capacity(items.len());
         for rule in &self.engagement {
-            let mut matched: Vec<(i32, &Event)> = events
-                .iter()
-                .filter(|e| hour_of(e.time_ms) <= as_of_hour)
-                .filter(|e| rule.cond.eval(&Ctx { event: Some(e), ..Ctx::default() }))
-                .map(|e| (hour_of(e.time_ms), e))
-                .collect();
-            matched.sort_by(|a, b| (a.1.time_ms, &a.1.id).cmp(&(b.1.time_ms, &b.1.id)));
-            let mut buckets: Vec<(i32, u64)> = Vec::new();
-            for (h, _) in &matched {
+            matched.clear();
+            let holds = |c: &crate::condition::Cond, e: &Event| {
+                c.eval(&Ctx { event: Some(e), ..Ctx::default() })
+            };
+            match &rule.types {
+                Some(f) => matched.extend(bits.iter().zip(&items).enumerate().filter_map(
+                    |(k, (bit, it))| {
+                        (bit & f.mask != 0
+                            && f.rest.as_ref().is_none_or(|c| holds(c, &events[it.index])))
+                        .then_some(k)
+                    },
+                )),
+                None => matched.extend(
+                    items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(k, it)| holds(&rule.cond, &events[it.index]).then_some(k)),
+                ),
+            }
+            buckets.clear();
+            for &k in &matched {
+                let h = hour_of(items[k].time_ms);
                 match buckets.last_mut() {
-                    Some((lh, c)) if lh == h => *c += 1,
-                    _ => buckets.push((*h, 1)),
+                    Some((lh, c)) if *lh == h => *c += 1,
+                    _ => buckets.push((h, 1)),
                 }
             }
             let outcome = engagement_rule(rule, &buckets, as_of_hour);
+            let id = |k: &usize| events[items[*k].index].id.clone();
             let ids: Vec<String> = match &outcome.selection {
-                Selection::All => matched.iter().map(|(_, e)| e.id.clone()).collect(),
-                Selection::First => {
-                    matched.first().map(|(_, e)| e.id.clone()).into_iter().collect()
-                }
+                Selection::All => matched.iter().map(id).collect(),
+                Selection::First => matched.first().map(id).into_iter().collect(),
                 Selection::Windows(ws) => {
                     let hours = rule.window.map_or(1, |w| w.hours);
                     matched
                         .iter()
-                        .filter(|(h, _)| ws.contains(&i64::from(*h).div_euclid(hours)))
-                        .map(|(_, e)| e.id.clone())
+                        .filter(|k| {
+                            ws.contains(&i64::from(hour_of(items[**k].time_ms)).div_euclid(hours))
+                        })
+                        .map(id)
                         .collect()
                 }
             };
@@ -309,7 +377,9 @@ impl CompiledModel {
             company: company.map(|c| &c.attributes),
             event: None,
         };
-        let (fit_raw, mut contributions) = fit_lines(&self.fit, &ctx, ContributionKind::Fit);
+        // Room for the engagement lines and the four adjustments.
+        let more = engagement.iter().filter(|(o, _)| o.detail.awards != 0).count() + 4;
+        let (fit_raw, mut contributions) = fit_lines(&self.fit, &ctx, ContributionKind::Fit, more);
         let fit = self.fit_bounds.apply(fit_raw);
         contributions.extend(adjustment("bound:fit", ContributionKind::FitBound, fit - fit_raw));
 
@@ -399,7 +469,7 @@ impl CompiledModel {
     pub fn score_company(&self, company: &Company, leads: &[Score]) -> Option<CompanyScore> {
         let spec = self.company.as_ref()?;
         let ctx = Ctx { lead: None, company: Some(&company.attributes), event: None };
-        let (fit, mut contributions) = fit_lines(&spec.fit, &ctx, ContributionKind::CompanyFit);
+        let (fit, mut contributions) = fit_lines(&spec.fit, &ctx, ContributionKind::CompanyFit, 2);
         let mut totals: Vec<i64> =
             leads.iter().filter(|s| s.disqualified.is_none()).map(|s| s.total.0).collect();
         totals.sort_unstable_by(|a, b| b.cmp(a));
@@ -437,5 +507,137 @@ impl CompiledModel {
             action: band.and_then(|b| b.action.clone()),
             contributions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::condition::Cond;
+
+    /// The straightforward full evaluation: every rule scans every event with its whole
+    /// condition and sorts its own matches by (time, id) with a stable sort.
+    fn reference(m: &CompiledModel, lead: &Lead, events: &[Event], as_of: Timestamp) -> Score {
+        let as_of_hour = hour_of(as_of);
+        let mut lines: EngagementLines = Vec::new();
+        for rule in &m.engagement {
+            let mut matched: Vec<(i32, &Event)> = events
+                .iter()
+                .filter(|e| hour_of(e.time_ms) <= as_of_hour)
+                .filter(|e| rule.cond.eval(&Ctx { event: Some(e), ..Ctx::default() }))
+                .map(|e| (hour_of(e.time_ms), e))
+                .collect();
+            matched.sort_by(|a, b| (a.1.time_ms, &a.1.id).cmp(&(b.1.time_ms, &b.1.id)));
+            let mut buckets: Vec<(i32, u64)> = Vec::new();
+            for (h, _) in &matched {
+                match buckets.last_mut() {
+                    Some((lh, c)) if lh == h => *c += 1,
+                    _ => buckets.push((*h, 1)),
+                }
+            }
+            let outcome = engagement_rule(rule, &buckets, as_of_hour);
+            let ids: Vec<String> = match &outcome.selection {
+                Selection::All => matched.iter().map(|(_, e)| e.id.clone()).collect(),
+                Selection::First => {
+                    matched.first().map(|(_, e)| e.id.clone()).into_iter().collect()
+                }
+                Selection::Windows(ws) => {
+                    let hours = rule.window.map_or(1, |w| w.hours);
+                    matched
+                        .iter()
+                        .filter(|(h, _)| ws.contains(&i64::from(*h).div_euclid(hours)))
+                        .map(|(_, e)| e.id.clone())
+                        .collect()
+                }
+            };
+            lines.push((outcome, ids));
+        }
+        m.assemble(lead, None, lines)
+    }
+
+    const MODEL: &str = r#"
+decay: { type: half_life, duration: 7d }
+fit:
+  - { id: big, when: { field: lead.size, op: gte, value: 10 }, points: 5 }
+engagement:
+  - { id: pv, when: { field: event.type, op: eq, value: page_view }, points: 1, cap: { points: 4, per: 1d } }
+  - id: pricing
+    when: { all: [ { field: event.url, op: contains, value: /pricing }, { field: event.type, op: in, value: [page_view, email_click, 3] } ] }
+    points: 3
+  - id: not_pricing
+    when: { all: [ { field: event.type, op: eq, value: page_view }, { not: { field: event.url, op: contains, value: /pricing } }, { field: event.url, op: exists } ] }
+    points: 2
+  - { id: mail, when: { field: event.type, op: in, value: [email_open, email_click] }, points: 1, once: true }
+  - { id: never, when: { field: event.type, op: eq, value: 7 }, points: 9 }
+  - id: any
+    when: { any: [ { field: event.type, op: eq, value: form_submit }, { field: event.url, op: starts_with, value: /docs } ] }
+    points: 4
+  - { id: burst, when: { field: event.type, op: eq, value: page_view }, points: 10, window: { count: 3, within: 2h } }
+  - { id: first_form, when: { field: event.type, op: eq, value: form_submit }, points: 6, window: { count: 2, within: 1d }, once: true }
+combination: { method: sum }
+bands:
+  thresholds:
+    - { label: hot, min: 20 }
+    - { label: cold }
+"#;
+
+    #[test]
+    fn type_filters_are_derived() {
+        let m = CompiledModel::from_yaml(MODEL).expect("valid model");
+        assert_eq!(m.event_types, ["email_click", "email_open", "form_submit", "page_view"]);
+        let masks: Vec<Option<u64>> =
+            m.engagement.iter().map(|r| r.types.as_ref().map(|f| f.mask)).collect();
+        assert_eq!(masks, [Some(8), Some(9), Some(8), Some(3), Some(0), None, Some(8), Some(4)]);
+        assert!(m.engagement[0].types.as_ref().is_some_and(|f| f.rest.is_none()));
+        assert!(matches!(
+            m.engagement[1].types.as_ref().and_then(|f| f.rest.as_ref()),
+            Some(Cond::Leaf(..))
+        ));
+        assert!(
+            matches!(m.engagement[2].types.as_ref().and_then(|f| f.rest.as_ref()), Some(Cond::All(cs)) if cs.len() == 2)
+        );
+    }
+
+    #[test]
+    fn full_evaluation_matches_the_straightforward_one() {
+        let models = [
+            CompiledModel::from_yaml(MODEL).expect("valid model"),
+            CompiledModel::from_yaml(include_str!("../../../examples/models/b2b-saas.yaml"))
+                .expect("valid model"),
+            CompiledModel::from_yaml(include_str!("../../../examples/models/b2c-ecommerce.yaml"))
+                .expect("valid model"),
+            CompiledModel::from_yaml(include_str!("../../../examples/models/bant-grid.yaml"))
+                .expect("valid model"),
+        ];
+        let kinds = ["page_view", "email_open", "email_click", "form_submit", "other", "PAGE_VIEW"];
+        let urls = ["/pricing", "/pricing/x", "/docs/a", "/", "/blog/pricing"];
+        let mut seed: u64 = 7;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let t0: Timestamp = 500_000 * crate::HOUR_MS;
+        for round in 0..400 {
+            let n = next(40) as usize;
+            // Coarse times (many ties), repeated ids, some events after `as_of`.
+            let events: Vec<Event> = (0..n)
+                .map(|i| {
+                    let id = if next(5) == 0 { "dup".to_owned() } else { format!("e{}", next(30)) };
+                    let t = t0 + (next(60) as i64 - 50) * 1_800_000 + (i as i64 % 2);
+                    let mut e = Event::new(id, kinds[next(kinds.len() as u64) as usize], t);
+                    if next(4) != 0 {
+                        e = e.with("url", urls[next(urls.len() as u64) as usize]);
+                    }
+                    e
+                })
+                .collect();
+            let lead = Lead::from_pairs([("size", serde_json::json!(next(20)))]);
+            for m in &models {
+                let got = m.score(&lead, None, &events, t0);
+                assert_eq!(got, reference(m, &lead, &events, t0), "round {round}");
+            }
+        }
     }
 }

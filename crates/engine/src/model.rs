@@ -68,6 +68,16 @@ pub(crate) struct CEngagement {
     pub window: Option<CWindow>,
     pub decay: Decay,
     pub once: bool,
+    /// Set when `cond` can only hold for some event types (see [`CompiledModel::event_types`]).
+    pub types: Option<TypeFilter>,
+}
+
+/// An engagement rule's event types, as bits over [`CompiledModel::event_types`], and what
+/// remains of its condition for an event of one of them (`None`: it holds).
+#[derive(Debug, Clone)]
+pub(crate) struct TypeFilter {
+    pub mask: u64,
+    pub rest: Option<Cond>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,6 +139,9 @@ pub struct CompiledModel {
     pub(crate) total_bounds: CBounds,
     pub(crate) bands: CBands,
     pub(crate) company: Option<CCompany>,
+    /// Sorted event types named by the engagement rules' type filters (at most 64; bit `i` of
+    /// a [`TypeFilter::mask`] is `event_types[i]`).
+    pub(crate) event_types: Vec<String>,
 }
 
 impl CompiledModel {
@@ -161,6 +174,34 @@ impl ModelSpec {
             _ => Err(cx.errors),
         }
     }
+}
+
+/// Gives every engagement rule whose condition only holds for some event types a
+/// [`TypeFilter`], and returns the sorted types they name (none when there are more than 64:
+/// then every rule evaluates its whole condition on every event).
+fn index_event_types(rules: &mut [CEngagement]) -> Vec<String> {
+    let splits: Vec<_> = rules.iter().map(|r| r.cond.split_event_types()).collect();
+    let names: BTreeSet<&str> =
+        splits.iter().flatten().flat_map(|(types, _)| types.iter().copied()).collect();
+    if names.len() > 64 {
+        return Vec::new();
+    }
+    let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+    let filters: Vec<Option<TypeFilter>> = splits
+        .into_iter()
+        .map(|split| {
+            split.map(|(types, rest)| TypeFilter {
+                mask: types.iter().fold(0, |m, t| {
+                    m | names.binary_search_by(|n| n.as_str().cmp(t)).map_or(0, |i| 1 << i)
+                }),
+                rest,
+            })
+        })
+        .collect();
+    for (rule, filter) in rules.iter_mut().zip(filters) {
+        rule.types = filter;
+    }
+    names
 }
 
 #[derive(Default)]
@@ -286,6 +327,7 @@ impl Compiler {
                 window: window?,
                 decay: decay?,
                 once: r.once,
+                types: None,
             })
         }));
         let c = &spec.combination;
@@ -350,17 +392,20 @@ impl Compiler {
                 Some(Some(CCompany { fit: fit?, leads: leads?, total: total?, bands: bands? }))
             }
         };
+        let mut engagement = engagement?;
+        let event_types = index_event_types(&mut engagement);
         Some(CompiledModel {
             spec: spec.clone(),
             fit: fit?,
             exclusions: exclusions?,
-            engagement: engagement?,
+            engagement,
             fit_bounds: fit_bounds?,
             engagement_bounds: engagement_bounds?,
             weights: weights?,
             total_bounds: total_bounds?,
             bands: bands?,
             company: company?,
+            event_types,
         })
     }
 

@@ -93,12 +93,13 @@ impl LeadState {
         LeadState::default()
     }
 
-    /// A state with every event of `events` absorbed.
+    /// A state with every event of `events` absorbed, without unused capacity.
     pub fn from_events(model: &CompiledModel, events: &[Event]) -> Self {
         let mut s = LeadState::new();
         for e in events {
             s.absorb(model, e);
         }
+        s.shrink_to_fit();
         s
     }
 

@@ -170,6 +170,50 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// The lead, company and events given inline in a SimulateScore request.
+fn inline_lead(
+    lead: Option<pb::LeadInput>,
+    company: Option<pb::CompanyInput>,
+    inputs: Vec<pb::EventInput>,
+) -> Result<
+    (kelvin_engine::Lead, Option<kelvin_engine::Company>, Vec<kelvin_engine::Event>),
+    ApiError,
+> {
+    // Enriched attributes first, explicit ones over them: the lead's own word wins.
+    let input = lead.unwrap_or_default();
+    let mut attributes = input.enriched.map(kelvin_proto::convert::struct_json).unwrap_or_default();
+    attributes.extend(input.attributes.map(kelvin_proto::convert::struct_json).unwrap_or_default());
+    let lead = kelvin_engine::Lead { attributes: attributes.into_iter().collect() };
+    let company = company.map(|c| kelvin_engine::Company {
+        attributes: c
+            .attributes
+            .map(kelvin_proto::convert::struct_json)
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    });
+    let mut events = Vec::with_capacity(inputs.len());
+    for (i, e) in inputs.into_iter().enumerate() {
+        let time =
+            e.time.ok_or_else(|| ApiError::invalid(format!("events[{i}].time"), "is required"))?;
+        if e.r#type.is_empty() {
+            return Err(ApiError::invalid(format!("events[{i}].type"), "is required"));
+        }
+        events.push(kelvin_engine::Event {
+            id: if e.event_id.is_empty() { format!("event-{i}") } else { e.event_id },
+            kind: e.r#type,
+            time_ms: convert::millis(&format!("events[{i}].time"), &time)?,
+            properties: e
+                .properties
+                .map(kelvin_proto::convert::struct_json)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        });
+    }
+    Ok((lead, company, events))
+}
+
 impl ModelApi {
     /// Diff from the active version (if any) to `target`, for the audit row.
     async fn activation_diff(
@@ -188,6 +232,7 @@ impl ModelApi {
         Ok(serde_json::to_value(diff::diff(&from, &to.spec)).unwrap_or_default())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn activate(
         &self,
         ctx: &CallContext,
@@ -494,46 +539,43 @@ impl ModelService for ModelApi {
                 (check_spec("spec", stored.spec)?, stored.version)
             }
         };
-        // Enriched attributes first, explicit ones over them: the lead's own word wins.
-        let lead = {
-            let input = req.lead.unwrap_or_default();
-            let mut attributes =
-                input.enriched.map(kelvin_proto::convert::struct_json).unwrap_or_default();
-            attributes.extend(
-                input.attributes.map(kelvin_proto::convert::struct_json).unwrap_or_default(),
-            );
-            kelvin_engine::Lead { attributes: attributes.into_iter().collect() }
-        };
-        let company = req.company.map(|c| kelvin_engine::Company {
-            attributes: c
-                .attributes
-                .map(struct_json)
-                .and_then(|v| v.as_object().cloned())
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-        });
-        let mut events = Vec::with_capacity(req.events.len());
-        for (i, e) in req.events.into_iter().enumerate() {
-            let time = e
-                .time
-                .ok_or_else(|| ApiError::invalid(format!("events[{i}].time"), "is required"))?;
-            if e.r#type.is_empty() {
-                return Err(ApiError::invalid(format!("events[{i}].type"), "is required").into());
+        // A lead named by id alone (no attributes, no events given) is the stored lead, with
+        // its company and every stored event.
+        let stored_lead = match &req.lead {
+            Some(l)
+                if !l.lead_id.is_empty()
+                    && l.attributes.is_none()
+                    && l.enriched.is_none()
+                    && req.company.is_none()
+                    && req.events.is_empty() =>
+            {
+                Some(access.export_lead(&scope, &l.lead_id).await.map_err(ApiError::from)?)
             }
-            events.push(kelvin_engine::Event {
-                id: if e.event_id.is_empty() { format!("event-{i}") } else { e.event_id },
-                kind: e.r#type,
-                time_ms: convert::millis(&format!("events[{i}].time"), &time)?,
-                properties: e
-                    .properties
-                    .map(struct_json)
-                    .and_then(|v| v.as_object().cloned())
-                    .unwrap_or_default()
+            _ => None,
+        };
+        let (lead, company, events) = match stored_lead {
+            Some(export) => {
+                // Enriched attributes first, explicit ones over them: the lead's own word wins.
+                let mut attributes = export.lead.enriched;
+                attributes.extend(export.lead.attributes);
+                let lead = kelvin_engine::Lead { attributes: attributes.into_iter().collect() };
+                let company = export.company.map(|c| kelvin_engine::Company {
+                    attributes: c.attributes.into_iter().collect(),
+                });
+                let events = export
+                    .events
                     .into_iter()
-                    .collect(),
-            });
-        }
+                    .map(|e| kelvin_engine::Event {
+                        id: e.event_id,
+                        kind: e.kind,
+                        time_ms: e.time_ms,
+                        properties: e.properties.into_iter().collect(),
+                    })
+                    .collect();
+                (lead, company, events)
+            }
+            None => inline_lead(req.lead, req.company, req.events)?,
+        };
         let as_of = match req.as_of {
             Some(t) => convert::millis("as_of", &t)?,
             None => now_ms(),
