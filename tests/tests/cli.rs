@@ -180,6 +180,45 @@ async fn every_subcommand_against_a_running_server() {
         sent["rejects"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
     assert_eq!(lines, [3, 4]);
 
+    // A template rolled out from one file; a bad target is reported and the exit is non-zero.
+    ctl.json(&["tenants", "create", "--org", "agency", "client-b"]);
+    let template = std::fs::read_to_string(&v70)
+        .unwrap()
+        .replace("{ label: hot, min: 70,", "{ label: hot, min: \"${hot}\",");
+    std::fs::write(dir.path().join("template.yaml"), template).unwrap();
+    let rollout = dir.path().join("rollout.yaml");
+    let write_rollout = |targets: &str| {
+        std::fs::write(
+            &rollout,
+            format!(
+                "organization: agency\ntemplate:\n  id: standard\n  display_name: Standard\n  model_file: template.yaml\n  parameters:\n    - {{ name: hot, default: 70 }}\ntargets:\n{targets}publish: true\ncomment: rollout\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_rollout(
+        "  - { tenant: client-a, model: product-x }\n  - { tenant: client-b, parameters: { hot: 65 } }\n",
+    );
+    let results = ctl.json(&["templates", "apply", "-f", rollout.to_str().unwrap()]);
+    let summary: Vec<_> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["tenant_id"].as_str().unwrap(),
+                r["model_id"].as_str().unwrap(),
+                r["version"].as_i64().unwrap(),
+                r["published"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(summary, [("client-a", "product-x", 1, true), ("client-b", "default", 1, true)]);
+    assert_eq!(ctl.json(&["templates", "list", "--org", "agency"])[0]["template_id"], "standard");
+    write_rollout("  - { tenant: client-b, parameters: { hot: hot } }\n  - { tenant: nobody }\n");
+    let stderr = ctl.fails(&["templates", "apply", "-f", rollout.to_str().unwrap()]);
+    assert!(stderr.contains("2 target(s) failed"), "{stderr}");
+
     // The audit log of the model.
     let audit =
         ctl.json(&["audit", "--org", "agency", "--tenant", "client-a", "--model", "default"]);

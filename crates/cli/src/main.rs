@@ -49,6 +49,9 @@ pub enum Command {
     /// Scoring models as code.
     #[command(subcommand, alias = "model")]
     Models(ModelCmd),
+    /// Model templates of an organization.
+    #[command(subcommand, alias = "template")]
+    Templates(TemplateCmd),
     /// Send events.
     #[command(subcommand)]
     Events(EventCmd),
@@ -199,6 +202,22 @@ pub enum ModelCmd {
         to: i64,
         #[arg(long, default_value = "")]
         comment: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCmd {
+    /// Create the template described by a file (when missing) and apply it to its targets:
+    /// `organization`, `template: {id, display_name, model_file, parameters: [{name, default,
+    /// description}]}`, `targets: [{tenant, model, parameters}]`, `publish`, `comment`.
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// List an organization's templates.
+    List {
+        #[arg(long)]
+        org: String,
     },
 }
 
