@@ -186,6 +186,100 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Events(EventCmd::Send { tenant, file, batch }) => {
             send_events(&k, &tenant, &file, batch, format).await
         }
+        Command::Import { tenant, file, mapping, rejects, batch, resume, max_rows } => {
+            let mapping = crate::import::Mapping::load(&mapping)?;
+            let rejects = rejects.unwrap_or_else(|| {
+                let mut name = file.as_os_str().to_owned();
+                name.push(".rejects.csv");
+                std::path::PathBuf::from(name)
+            });
+            let opts = crate::import::Options {
+                file,
+                mapping,
+                rejects: rejects.clone(),
+                batch,
+                resume,
+                max_rows,
+            };
+            let (channel, token) = (k.channel.clone(), k.token.clone());
+            let send = move |items: Vec<crate::import::Item>| {
+                let (channel, token, tenant) = (channel.clone(), token.clone(), tenant.clone());
+                Box::pin(async move {
+                    let k = Kelvin { channel, token };
+                    use crate::import::Item;
+                    let mut events = Vec::new();
+                    let mut leads = Vec::new();
+                    let mut companies = Vec::new();
+                    for item in items {
+                        match item {
+                            Item::Event(e) => events.push(e),
+                            Item::Lead(l) => leads.push(l),
+                            Item::Company(c) => companies.push(c),
+                        }
+                    }
+                    let mut results = Vec::new();
+                    if !events.is_empty() {
+                        results.extend(
+                            k.ingest()
+                                .ingest_events(k.req(pb::IngestEventsRequest {
+                                    tenant_id: tenant.clone(),
+                                    events,
+                                })?)
+                                .await?
+                                .into_inner()
+                                .results,
+                        );
+                    }
+                    if !leads.is_empty() {
+                        results.extend(
+                            k.ingest()
+                                .upsert_leads(k.req(pb::UpsertLeadsRequest {
+                                    tenant_id: tenant.clone(),
+                                    leads,
+                                })?)
+                                .await?
+                                .into_inner()
+                                .results,
+                        );
+                    }
+                    if !companies.is_empty() {
+                        results.extend(
+                            k.ingest()
+                                .upsert_companies(k.req(pb::UpsertCompaniesRequest {
+                                    tenant_id: tenant.clone(),
+                                    companies,
+                                })?)
+                                .await?
+                                .into_inner()
+                                .results,
+                        );
+                    }
+                    anyhow::Ok(results)
+                })
+                    as std::pin::Pin<
+                        Box<dyn std::future::Future<Output = Result<Vec<pb::ItemResult>>> + Send>,
+                    >
+            };
+            let (done, seconds) = crate::import::run(opts, send).await?;
+            let summary = json!({
+                "rows": done.rows, "accepted": done.accepted, "duplicates": done.duplicates, "rejected": done.rejected,
+                "seconds": (seconds * 1000.0).round() / 1000.0,
+                "rows_per_second": if seconds > 0.0 { (done.rows as f64 / seconds).round() } else { 0.0 },
+                "rejects_file": rejects.display().to_string(),
+            });
+            output::print(
+                format,
+                &summary,
+                &[
+                    ("ROWS", "rows"),
+                    ("ACCEPTED", "accepted"),
+                    ("DUPLICATES", "duplicates"),
+                    ("REJECTED", "rejected"),
+                    ("ROWS/S", "rows_per_second"),
+                    ("REJECTS", "rejects_file"),
+                ],
+            )
+        }
         Command::Audit { org, tenant, model, action, limit } => {
             let events = k
                 .tenants()

@@ -3,6 +3,7 @@
 
 mod commands;
 mod context;
+mod import;
 mod output;
 mod resources;
 
@@ -55,6 +56,29 @@ pub enum Command {
     /// Send events.
     #[command(subcommand)]
     Events(EventCmd),
+    /// Import leads, companies or events from a CSV export (streamed, resumable).
+    Import {
+        #[arg(long)]
+        tenant: String,
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// A mapping file, or a built-in one: hubspot-events, hubspot-contacts,
+        /// salesforce-events, salesforce-leads.
+        #[arg(long)]
+        mapping: String,
+        /// Where bad rows go (line, field, reason). Default: FILE.rejects.csv.
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+        /// Rows per call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Continue an interrupted import from its checkpoint (FILE.kelvin-import).
+        #[arg(long)]
+        resume: bool,
+        /// Stop after this many rows (continue later with --resume).
+        #[arg(long)]
+        max_rows: Option<u64>,
+    },
     /// The audit log.
     Audit {
         #[arg(long)]

@@ -1,0 +1,204 @@
+//! kelvinctl import: CSV exports with mappings, bad rows to an exact rejects file, an
+//! interrupted import resumed without duplicates.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+use kelvin_integration_tests::process::binary;
+use kelvin_integration_tests::{TestApp, authed, fixtures, spawn_app};
+use kelvin_proto::v1 as pb;
+use serde_json::Value;
+
+fn import(app: &TestApp, args: &[&str]) -> Value {
+    let endpoint = format!("http://{}", app.addr);
+    let out = Command::new(binary("kelvinctl"))
+        .args(["--endpoint", &endpoint, "--token", &app.admin_token, "-o", "json", "import"])
+        .args(args)
+        .env("KELVINCTL_CONFIG", "/nonexistent/kelvinctl.toml")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "import {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn export_events(app: &TestApp, lead: &str) -> usize {
+    let mut ingest =
+        kelvin_proto::v1::ingest_service_client::IngestServiceClient::new(app.channel.clone());
+    ingest
+        .export_lead(authed(
+            &app.admin_token,
+            pb::ExportLeadRequest { tenant_id: "acme-fr".into(), lead_id: lead.into() },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_go_to_the_rejects_file_with_line_field_and_reason() {
+    let app = spawn_app().await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("activity.csv");
+    std::fs::write(
+        &csv,
+        "Activity ID,Contact ID,Activity Type,Activity Date,Page URL,Page Title,Clicked URL\n\
+         a1,c1,Page View,2026-11-01T10:00:00Z,https://acme.example/pricing,Pricing,\n\
+         a2,c1,Email Open,2026-11-01 11:00:00,,,\n\
+         a3,c1,Telepathy,2026-11-01T12:00:00Z,,,\n\
+         a4,,Page View,2026-11-01T12:00:00Z,,,\n\
+         a5,c2,Page View,yesterday,,,\n\
+         a6,c2,Page View,2099-01-01T00:00:00Z,,,\n\
+         a1,c1,Page View,2026-11-01T10:00:00Z,https://acme.example/pricing,Pricing,\n\
+         a7,c2,Email Click,1793527200000,,,https://acme.example/demo\n",
+    )
+    .unwrap();
+    let rejects = dir.path().join("rejects.csv");
+    let summary = import(
+        &app,
+        &[
+            "--tenant",
+            "acme-fr",
+            "-f",
+            csv.to_str().unwrap(),
+            "--mapping",
+            "hubspot-events",
+            "--rejects",
+            rejects.to_str().unwrap(),
+            "--batch",
+            "3",
+        ],
+    );
+    assert_eq!(
+        (
+            summary["rows"].as_u64(),
+            summary["accepted"].as_u64(),
+            summary["duplicates"].as_u64(),
+            summary["rejected"].as_u64()
+        ),
+        (Some(8), Some(3), Some(1), Some(4))
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rejects).unwrap(),
+        "line,field,reason\n\
+         4,type,unknown value `Telepathy` in column `Activity Type`\n\
+         5,lead_id,column `Contact ID` is empty\n\
+         6,time,\"`yesterday` is not a time (RFC 3339, `YYYY-MM-DD HH:MM:SS` UTC, or Unix ms)\"\n\
+         7,time,is more than a day in the future\n"
+    );
+    assert_eq!(export_events(&app, "c1").await, 2);
+    assert_eq!(export_events(&app, "c2").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_import_resumes_without_duplicates() {
+    let app = spawn_app().await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("tasks.csv");
+    let mut text = String::from("Id,WhoId,Type,CreatedDate,Url__c,Subject\n");
+    for i in 0..1000 {
+        text.push_str(&format!(
+            "t{i},lead-{},Web Visit,2026-11-0{} 10:00:00,https://acme.example/p{i},Visit\n",
+            i % 7,
+            1 + i % 9
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let file = csv.to_str().unwrap();
+    let first = import(
+        &app,
+        &[
+            "--tenant",
+            "acme-fr",
+            "-f",
+            file,
+            "--mapping",
+            "salesforce-events",
+            "--batch",
+            "100",
+            "--max-rows",
+            "300",
+        ],
+    );
+    assert_eq!((first["rows"].as_u64(), first["accepted"].as_u64()), (Some(300), Some(300)));
+    assert!(dir.path().join("tasks.csv.kelvin-import").exists(), "a checkpoint is kept");
+    let resumed = import(
+        &app,
+        &[
+            "--tenant",
+            "acme-fr",
+            "-f",
+            file,
+            "--mapping",
+            "salesforce-events",
+            "--batch",
+            "100",
+            "--resume",
+        ],
+    );
+    assert_eq!(
+        (
+            resumed["rows"].as_u64(),
+            resumed["accepted"].as_u64(),
+            resumed["duplicates"].as_u64(),
+            resumed["rejected"].as_u64()
+        ),
+        (Some(1000), Some(1000), Some(0), Some(0)),
+        "{resumed}"
+    );
+    assert!(!dir.path().join("tasks.csv.kelvin-import").exists(), "the checkpoint goes once done");
+    let total: usize = {
+        let mut n = 0;
+        for l in 0..7 {
+            n += export_events(&app, &format!("lead-{l}")).await;
+        }
+        n
+    };
+    assert_eq!(total, 1000);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_are_imported_with_typed_attributes() {
+    let app = spawn_app().await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "Record ID,Email,Country/Region,Job Title,Industry,Number of Employees,Associated Company ID\n\
+         101,ana@client.example,FR,Head of Marketing,software,\"1,200\",co-1\n\
+         102,bob@client.example,BE,Intern,retail,many,\n",
+    )
+    .unwrap();
+    let summary = import(
+        &app,
+        &["--tenant", "acme-fr", "-f", csv.to_str().unwrap(), "--mapping", "hubspot-contacts"],
+    );
+    assert_eq!((summary["accepted"].as_u64(), summary["rejected"].as_u64()), (Some(1), Some(1)));
+    let mut ingest =
+        kelvin_proto::v1::ingest_service_client::IngestServiceClient::new(app.channel.clone());
+    let lead = ingest
+        .export_lead(authed(
+            &app.admin_token,
+            pb::ExportLeadRequest { tenant_id: "acme-fr".into(), lead_id: "101".into() },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let attributes = Value::Object(kelvin_proto::convert::struct_json(lead.attributes.unwrap()));
+    assert_eq!(attributes["company_size"], 1200);
+    assert_eq!(attributes["country"], "FR");
+    assert_eq!(lead.company_id, "co-1");
+    app.stop().await;
+}
