@@ -60,43 +60,50 @@ pub enum ServiceCommand {
     Migrate,
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for ctrl-c");
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
+/// future is first polled: a SIGTERM that arrives while the server starts must not kill the
+/// process with the default disposition.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                (term, int) => {
+                    if let Err(error) = term.and(int) {
+                        tracing::error!(%error, "cannot listen for SIGTERM / SIGINT");
+                    }
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }
 
 /// Starts the runtime and serves `mounts` until SIGTERM.
 pub async fn serve(name: &'static str, config: Config, mounts: &[MountFn]) -> anyhow::Result<()> {
     let _telemetry = kelvin_telemetry::init(name, &config.telemetry)?;
+    let stop = shutdown_signal();
     let runtime = Arc::new(Runtime::start(config).await?);
     if let Some(token) = &runtime.bootstrap_token {
         print_bootstrap(&runtime, token);
     }
     let app = Application::build(runtime, mounts).await?;
-    app.run_until_stopped(shutdown_signal()).await?;
+    app.run_until_stopped(stop).await?;
     Ok(())
 }
 
