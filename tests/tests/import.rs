@@ -202,3 +202,35 @@ async fn contacts_are_imported_with_typed_attributes() {
     assert_eq!(lead.company_id, "co-1");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_over_the_tenant_quota_backs_off_and_completes() {
+    let app = kelvin_integration_tests::spawn_app_with(|c| c.ingest.events_per_second = 200).await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("tasks.csv");
+    let mut text = String::from("Id,WhoId,Type,CreatedDate,Url__c,Subject\n");
+    for i in 0..600 {
+        text.push_str(&format!(
+            "q{i},lead-0,Web Visit,2026-11-01 10:00:00,https://acme.example/p{i},Visit\n"
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let summary = import(
+        &app,
+        &[
+            "--tenant",
+            "acme-fr",
+            "-f",
+            csv.to_str().unwrap(),
+            "--mapping",
+            "salesforce-events",
+            "--batch",
+            "150",
+        ],
+    );
+    assert_eq!((summary["accepted"].as_u64(), summary["rejected"].as_u64()), (Some(600), Some(0)));
+    assert_eq!(export_events(&app, "lead-0").await, 600);
+    app.stop().await;
+}

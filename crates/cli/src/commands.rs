@@ -219,16 +219,30 @@ pub async fn run(cli: Cli) -> Result<()> {
                     }
                     let mut results = Vec::new();
                     if !events.is_empty() {
-                        results.extend(
-                            k.ingest()
-                                .ingest_events(k.req(pb::IngestEventsRequest {
-                                    tenant_id: tenant.clone(),
-                                    events,
-                                })?)
-                                .await?
-                                .into_inner()
-                                .results,
-                        );
+                        // Over the tenant's quota (or a server restarting): back off and retry
+                        // the same batch; ingestion is idempotent.
+                        let mut delay = std::time::Duration::from_millis(50);
+                        let reply = loop {
+                            let request = pb::IngestEventsRequest {
+                                tenant_id: tenant.clone(),
+                                events: events.clone(),
+                            };
+                            match k.ingest().ingest_events(k.req(request)?).await {
+                                // Quotas say when to retry; a batch over the size limit
+                                // would never pass and is not retried.
+                                Err(s)
+                                    if (s.code() == Code::Unavailable
+                                        || (s.code() == Code::ResourceExhausted
+                                            && s.message().contains("retry")))
+                                        && delay < std::time::Duration::from_secs(30) =>
+                                {
+                                    tokio::time::sleep(delay).await;
+                                    delay *= 2;
+                                }
+                                other => break other?,
+                            }
+                        };
+                        results.extend(reply.into_inner().results);
                     }
                     if !leads.is_empty() {
                         results.extend(
