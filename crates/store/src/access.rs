@@ -179,10 +179,8 @@ impl<'a> Access<'a> {
         if let Some(after) = &page.after {
             query = query.filter(organization::Column::Id.gt(after.clone()));
         }
-        let mut rows = query.limit(page.size + 1).all(self.db).await?;
-        let fetched = rows.len();
-        rows.truncate(page.size as usize);
-        let next = page.next_token(fetched, rows.last().map(|r| r.id.as_str()));
+        let rows = query.limit(page.fetch_limit()).all(self.db).await?;
+        let (rows, next) = page.finish(rows, |r| r.id.clone());
         Ok((rows.into_iter().map(Into::into).collect(), next))
     }
 
@@ -276,10 +274,8 @@ impl<'a> Access<'a> {
         if let Some(after) = &page.after {
             query = query.filter(tenant::Column::Id.gt(after.clone()));
         }
-        let mut rows = query.limit(page.size + 1).all(self.db).await?;
-        let fetched = rows.len();
-        rows.truncate(page.size as usize);
-        let next = page.next_token(fetched, rows.last().map(|r| r.id.as_str()));
+        let rows = query.limit(page.fetch_limit()).all(self.db).await?;
+        let (rows, next) = page.finish(rows, |r| r.id.clone());
         let tenants = rows.into_iter().map(TryInto::try_into).collect::<Result<_>>()?;
         Ok((tenants, next))
     }
@@ -503,10 +499,8 @@ impl<'a> Access<'a> {
         if let Some(after) = &page.after {
             query = query.filter(api_key::Column::Id.gt(after.clone()));
         }
-        let mut rows = query.limit(page.size + 1).all(self.db).await?;
-        let fetched = rows.len();
-        rows.truncate(page.size as usize);
-        let next = page.next_token(fetched, rows.last().map(|r| r.id.as_str()));
+        let rows = query.limit(page.fetch_limit()).all(self.db).await?;
+        let (rows, next) = page.finish(rows, |r| r.id.clone());
         let keys = rows.into_iter().map(TryInto::try_into).collect::<Result<_>>()?;
         Ok((keys, next))
     }
@@ -606,10 +600,8 @@ impl<'a> Access<'a> {
         if let Some(after) = &page.after {
             query = query.filter(audit_event::Column::Id.lt(after.clone()));
         }
-        let mut rows = query.limit(page.size + 1).all(self.db).await?;
-        let fetched = rows.len();
-        rows.truncate(page.size as usize);
-        let next = page.next_token(fetched, rows.last().map(|r| r.id.as_str()));
+        let rows = query.limit(page.fetch_limit()).all(self.db).await?;
+        let (rows, next) = page.finish(rows, |r| r.id.clone());
         Ok((rows.into_iter().map(Into::into).collect(), next))
     }
 }

@@ -264,10 +264,8 @@ impl Access<'_> {
         if let Some(after) = &page.after {
             query = query.filter(model::Column::Id.gt(after.clone()));
         }
-        let mut rows = query.limit(page.size + 1).all(self.db).await?;
-        let fetched = rows.len();
-        rows.truncate(page.size as usize);
-        let next = page.next_token(fetched, rows.last().map(|r| r.id.as_str()));
+        let rows = query.limit(page.fetch_limit()).all(self.db).await?;
+        let (rows, next) = page.finish(rows, |r| r.id.clone());
         Ok((rows.into_iter().map(Into::into).collect(), next))
     }
 
@@ -378,11 +376,8 @@ impl Access<'_> {
                 after.parse().map_err(|_| Error::invalid("page_token", "malformed"))?;
             query = query.filter(model_version::Column::Version.lt(after));
         }
-        let mut rows = query.limit(page.size + 1).all(self.db).await?;
-        let fetched = rows.len();
-        rows.truncate(page.size as usize);
-        let last = rows.last().map(|r| r.version.to_string());
-        let next = page.next_token(fetched, last.as_deref());
+        let rows = query.limit(page.fetch_limit()).all(self.db).await?;
+        let (rows, next) = page.finish(rows, |r| r.version.to_string());
         let versions = rows
             .into_iter()
             .map(|r| version_record(r, model.active_version))
@@ -613,10 +608,8 @@ impl Access<'_> {
         if let Some(after) = &page.after {
             query = query.filter(template::Column::Id.gt(after.clone()));
         }
-        let mut rows = query.limit(page.size + 1).all(self.db).await?;
-        let fetched = rows.len();
-        rows.truncate(page.size as usize);
-        let next = page.next_token(fetched, rows.last().map(|r| r.id.as_str()));
+        let rows = query.limit(page.fetch_limit()).all(self.db).await?;
+        let (rows, next) = page.finish(rows, |r| r.id.clone());
         Ok((rows.into_iter().map(template_record).collect::<Result<_>>()?, next))
     }
 }

@@ -39,12 +39,25 @@ impl Page {
         Ok(Self { size, after })
     }
 
-    /// The token of the page after one ending at `last_key`, when the page was full.
-    pub(crate) fn next_token(&self, rows: usize, last_key: Option<&str>) -> String {
-        match last_key {
-            Some(key) if rows as u64 > self.size => URL_SAFE_NO_PAD.encode(format!("k1:{key}")),
+    /// How many rows to fetch: one more than the page, to learn whether another page follows.
+    pub(crate) fn fetch_limit(&self) -> u64 {
+        self.size + 1
+    }
+
+    /// The page out of rows fetched with [`Page::fetch_limit`], and the token of the next page
+    /// (empty on the last one), keyed by `key` of the page's last row.
+    pub(crate) fn finish<T>(
+        &self,
+        mut rows: Vec<T>,
+        key: impl Fn(&T) -> String,
+    ) -> (Vec<T>, String) {
+        let more = rows.len() as u64 > self.size;
+        rows.truncate(self.size as usize);
+        let next = match rows.last() {
+            Some(last) if more => URL_SAFE_NO_PAD.encode(format!("k1:{}", key(last))),
             _ => String::new(),
-        }
+        };
+        (rows, next)
     }
 }
 
@@ -56,9 +69,10 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_bad_input_names_the_field() {
         let page = Page::parse(2, "").unwrap();
-        let token = page.next_token(3, Some("b"));
+        let (rows, token) = page.finish(vec!["a", "b", "c"], |r| (*r).to_owned());
+        assert_eq!(rows, ["a", "b"]);
         assert_eq!(Page::parse(2, &token).unwrap().after.as_deref(), Some("b"));
-        assert_eq!(page.next_token(2, Some("b")), "");
+        assert_eq!(page.finish(vec!["a", "b"], |r| (*r).to_owned()).1, "");
         assert!(Page::parse(-1, "").unwrap_err().to_string().contains("page_size"));
         assert!(Page::parse(1001, "").unwrap_err().to_string().contains("page_size"));
         assert!(Page::parse(0, "!!").unwrap_err().to_string().contains("page_token"));

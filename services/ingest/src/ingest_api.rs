@@ -83,6 +83,17 @@ where
     Ok(results.into_iter().flatten().collect())
 }
 
+/// A batch over the configured size: RESOURCE_EXHAUSTED naming the field.
+fn check_batch(runtime: &Runtime, field: &str, len: usize) -> Result<(), ApiError> {
+    let max = runtime.config.ingest.max_batch;
+    if len > max {
+        return Err(ApiError::ResourceExhausted(format!(
+            "{field}: {len} items in one call, over the limit of {max}"
+        )));
+    }
+    Ok(())
+}
+
 fn counts(results: &[pb::ItemResult]) -> (i32, i32, i32) {
     let count = |s: pb::ItemStatus| results.iter().filter(|r| r.status == s as i32).count() as i32;
     (
@@ -93,16 +104,6 @@ fn counts(results: &[pb::ItemResult]) -> (i32, i32, i32) {
 }
 
 impl IngestApi {
-    fn check_batch(&self, field: &str, len: usize) -> Result<(), ApiError> {
-        let max = self.runtime.config.ingest.max_batch;
-        if len > max {
-            return Err(ApiError::ResourceExhausted(format!(
-                "{field}: {len} items in one call, over the limit of {max}"
-            )));
-        }
-        Ok(())
-    }
-
     /// One batch of events for one tenant: quota, validation, durable idempotent write.
     async fn ingest(
         runtime: &Runtime,
@@ -111,13 +112,7 @@ impl IngestApi {
         tenant_id: &str,
         events: Vec<pb::EventInput>,
     ) -> Result<Vec<pb::ItemResult>, ApiError> {
-        let max = runtime.config.ingest.max_batch;
-        if events.len() > max {
-            return Err(ApiError::ResourceExhausted(format!(
-                "events: {} events in one call, over the limit of {max}",
-                events.len()
-            )));
-        }
+        check_batch(runtime, "events", events.len())?;
         let access = runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(tenant_id).await?;
         if let Err(wait) = quotas.take(scope.tenant_id(), events.len()) {
@@ -148,7 +143,7 @@ impl IngestService for IngestApi {
     ) -> Reply<pb::UpsertLeadsResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
-        self.check_batch("leads", req.leads.len())?;
+        check_batch(&self.runtime, "leads", req.leads.len())?;
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
         let max_bytes = self.runtime.config.ingest.max_item_bytes;
@@ -172,7 +167,7 @@ impl IngestService for IngestApi {
     ) -> Reply<pb::UpsertCompaniesResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
-        self.check_batch("companies", req.companies.len())?;
+        check_batch(&self.runtime, "companies", req.companies.len())?;
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
         let max_bytes = self.runtime.config.ingest.max_item_bytes;
@@ -250,7 +245,7 @@ impl IngestService for IngestApi {
     ) -> Reply<pb::RecordOutcomesResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
-        self.check_batch("outcomes", req.outcomes.len())?;
+        check_batch(&self.runtime, "outcomes", req.outcomes.len())?;
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
         let results = batch(
