@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let root = root.canonicalize()?;
     let mut files = Vec::new();
+    // The directory too, so that a new .proto file triggers a rebuild.
+    println!("cargo:rerun-if-changed={}", root.join("kelvin/v1").display());
     for entry in std::fs::read_dir(root.join("kelvin/v1"))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "proto") {

@@ -252,6 +252,87 @@ pub mod fixtures {
             .into_inner();
         (reply.token, reply.api_key.unwrap().api_key_id)
     }
+
+    /// Publishes `spec` as the next version of `tenant`'s model `model_id` (created when
+    /// missing) over `channel`; returns the version.
+    pub async fn publish(
+        channel: tonic::transport::Channel,
+        token: &str,
+        tenant: &str,
+        model_id: &str,
+        spec: serde_json::Value,
+    ) -> i64 {
+        use kelvin_proto::v1::model_service_client::ModelServiceClient;
+        let mut api = ModelServiceClient::new(channel);
+        let active = match api
+            .get_model(authed(
+                token,
+                pb::GetModelRequest { tenant_id: tenant.into(), model_id: model_id.into() },
+            ))
+            .await
+        {
+            Ok(reply) => reply.into_inner().model.unwrap().active_version,
+            Err(_) => {
+                api.create_model(authed(
+                    token,
+                    pb::CreateModelRequest {
+                        tenant_id: tenant.into(),
+                        model_id: model_id.into(),
+                        display_name: model_id.into(),
+                    },
+                ))
+                .await
+                .unwrap();
+                0
+            }
+        };
+        let version = api
+            .create_model_version(authed(
+                token,
+                pb::CreateModelVersionRequest {
+                    tenant_id: tenant.into(),
+                    model_id: model_id.into(),
+                    spec: Some(super::json::to_struct(spec)),
+                    comment: "test".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .version
+            .unwrap()
+            .version;
+        api.publish_model_version(authed(
+            token,
+            pb::PublishModelVersionRequest {
+                tenant_id: tenant.into(),
+                model_id: model_id.into(),
+                version,
+                expected_active_version: active,
+                comment: "test".into(),
+            },
+        ))
+        .await
+        .unwrap();
+        version
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some` (`timeout` at most, then panics with
+/// `what`).
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Built binaries of the workspace, run as separate processes.

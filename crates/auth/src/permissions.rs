@@ -61,6 +61,16 @@ pub const PERMISSIONS: &[Permission] = &[
     Permission { method: "/kelvin.v1.IngestService/RecordOutcomes", roles: SENDERS },
     Permission { method: "/kelvin.v1.IngestService/EraseLead", roles: ADMIN },
     Permission { method: "/kelvin.v1.IngestService/ExportLead", roles: ADMIN },
+    // ScoringService: every reader of the tenant reads its scores.
+    Permission { method: "/kelvin.v1.ScoringService/GetScore", roles: READERS },
+    Permission { method: "/kelvin.v1.ScoringService/BatchGetScores", roles: READERS },
+    Permission { method: "/kelvin.v1.ScoringService/ExplainScore", roles: READERS },
+    Permission { method: "/kelvin.v1.ScoringService/ListLeads", roles: READERS },
+    Permission { method: "/kelvin.v1.ScoringService/GetCompanyScore", roles: READERS },
+    Permission { method: "/kelvin.v1.ScoringService/ListCompanies", roles: READERS },
+    Permission { method: "/kelvin.v1.ScoringService/GetScoreHistory", roles: READERS },
+    Permission { method: "/kelvin.v1.ScoringService/WatchScoreChanges", roles: READERS },
+    Permission { method: "/kelvin.v1.ScoringService/GetRescoreStatus", roles: READERS },
 ];
 
 /// The roles allowed to call `method`, or `None` when the method is not in the table (such a

@@ -72,6 +72,30 @@ pub trait Cache: Send + Sync + std::fmt::Debug {
         ttl: Option<Duration>,
     ) -> Result<()>;
 
+    /// Stores `value` only when the key holds no live entry; returns whether it stored it.
+    /// Read-through refills use this, so that a refill from an older read never overwrites
+    /// a newer write-through.
+    async fn set_if_absent(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool>;
+
+    /// Stores several entries (each in its own namespace) with one ttl; Redis sends them in
+    /// one pipeline.
+    async fn set_many(
+        &self,
+        entries: &[(Namespace, String, Vec<u8>)],
+        ttl: Duration,
+    ) -> Result<()> {
+        for (ns, key, value) in entries {
+            self.set(ns, key, value, Some(ttl)).await?;
+        }
+        Ok(())
+    }
+
     /// Returns `true` when a live entry existed.
     async fn delete(&self, ns: &Namespace, key: &str) -> Result<bool>;
 

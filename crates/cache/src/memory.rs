@@ -112,6 +112,29 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
+    async fn set_if_absent(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool> {
+        if ttl.is_zero() {
+            return Ok(false);
+        }
+        let entry = Entry {
+            value: Arc::from(value),
+            ttl: Some(ttl),
+            expires_at: Instant::now().checked_add(ttl),
+        };
+        let stored = self
+            .inner
+            .entry(Self::key(ns, key))
+            .or_insert_with_if(async { entry }, |existing| !existing.is_live())
+            .await;
+        Ok(stored.is_fresh())
+    }
+
     async fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
         Ok(self.inner.remove(&Self::key(ns, key)).await.is_some_and(|e| e.is_live()))
     }

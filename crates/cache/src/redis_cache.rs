@@ -161,6 +161,50 @@ impl Cache for RedisCache {
         Ok(())
     }
 
+    async fn set_if_absent(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool> {
+        if ttl.is_zero() {
+            return Ok(false);
+        }
+        let ms =
+            u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(MAX_TTL_MS).min(MAX_TTL_MS);
+        let mut conn = self.conn.clone();
+        let reply: Option<String> = redis::cmd("SET")
+            .arg(self.full_key(ns, key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ms)
+            .query_async(&mut conn)
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    async fn set_many(
+        &self,
+        entries: &[(Namespace, String, Vec<u8>)],
+        ttl: Duration,
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let ms = u64::try_from(ttl.as_nanos().div_ceil(1_000_000))
+            .unwrap_or(MAX_TTL_MS)
+            .clamp(1, MAX_TTL_MS);
+        let mut pipe = redis::pipe();
+        for (ns, key, value) in entries {
+            pipe.cmd("SET").arg(self.full_key(ns, key)).arg(value).arg("PX").arg(ms).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.exec_async(&mut conn).await?;
+        Ok(())
+    }
+
     async fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
         let mut conn = self.conn.clone();
         let removed: u64 =

@@ -49,6 +49,7 @@ pub struct Config {
     pub telemetry: TelemetrySettings,
     pub tenancy: TenancySettings,
     pub ingest: IngestSettings,
+    pub scoring: ScoringSettings,
 }
 
 impl Default for Config {
@@ -64,6 +65,7 @@ impl Default for Config {
             telemetry: TelemetrySettings::default(),
             tenancy: TenancySettings::default(),
             ingest: IngestSettings::default(),
+            scoring: ScoringSettings::default(),
         }
     }
 }
@@ -231,6 +233,38 @@ impl Default for IngestSettings {
     }
 }
 
+/// The scoring worker and score reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoringSettings {
+    /// Run the scoring worker in this process (the scoring binary and `kelvin up` do by
+    /// default; a read-only replica may turn it off).
+    pub worker: bool,
+    /// Most queue rows applied in one transaction.
+    pub batch_size: u64,
+    /// How often an idle worker looks for new work, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// How often the worker re-reads replica membership and model versions, in milliseconds.
+    pub rebalance_interval_ms: u64,
+    /// Time to live of cached scores, in seconds.
+    pub cache_ttl_seconds: u64,
+    /// How far ahead a band change due to time alone is looked for, in days.
+    pub horizon_days: u64,
+}
+
+impl Default for ScoringSettings {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            batch_size: 1000,
+            poll_interval_ms: 50,
+            rebalance_interval_ms: 1000,
+            cache_ttl_seconds: 3600,
+            horizon_days: 400,
+        }
+    }
+}
+
 /// Values given on the command line: the last and strongest layer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Overrides {
@@ -301,6 +335,12 @@ impl Config {
             && ext.jwks_url.is_none()
         {
             return Err(Error::Invalid("auth.external needs jwks_file or jwks_url".into()));
+        }
+        if self.scoring.batch_size == 0
+            || self.scoring.poll_interval_ms == 0
+            || self.scoring.rebalance_interval_ms == 0
+        {
+            return Err(Error::Invalid("scoring batch size and intervals must be positive".into()));
         }
         if self.ingest.max_batch == 0 || self.ingest.events_per_second == 0 {
             return Err(Error::Invalid("ingest limits must be positive".into()));

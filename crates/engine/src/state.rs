@@ -212,6 +212,59 @@ impl LeadState {
     }
 }
 
+impl LeadState {
+    /// When the band will next differ from the band at `as_of` if no new event arrives: the
+    /// start of the first UTC hour after `as_of` (within `horizon_hours`) whose band differs,
+    /// or `None` when the band stays the same up to the horizon.
+    ///
+    /// Only time moves the score here (decay, expiry), so the search probes hours 1, 2, 4, 8…
+    /// ahead and bisects between the last unchanged probe and the first changed one: about
+    /// 2·log2(horizon) evaluations. Exact whenever the band changes at most once over the
+    /// horizon, which holds when engagement points all decay towards zero from one side (the
+    /// usual model); with positive and negative decaying rules both moving, a band left and
+    /// re-entered between two probes can be missed. Callers re-evaluate at the returned time and
+    /// ask again, so a later change is never skipped.
+    pub fn next_band_change(
+        &self,
+        model: &CompiledModel,
+        lead: &Lead,
+        company: Option<&Company>,
+        as_of: Timestamp,
+        horizon_hours: i64,
+    ) -> Option<Timestamp> {
+        if self.entries.is_empty() || horizon_hours < 1 {
+            return None;
+        }
+        let start = i64::from(hour_of(as_of));
+        let band_at = |hour: i64| {
+            self.score(model, lead, company, hour.saturating_mul(crate::fixed::HOUR_MS)).band
+        };
+        let now = band_at(start);
+        let (mut same, mut step) = (0_i64, 1_i64);
+        let changed = loop {
+            let probe = step.min(horizon_hours);
+            if band_at(start + probe) != now {
+                break probe;
+            }
+            if probe == horizon_hours {
+                return None;
+            }
+            same = probe;
+            step = step.saturating_mul(2);
+        };
+        let (mut lo, mut hi) = (same, changed);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if band_at(start + mid) == now {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some((start + hi).saturating_mul(crate::fixed::HOUR_MS))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@ use kelvin_config::Config;
 use kelvin_server::MountFn;
 
 /// Every service of Kelvin.
-pub const ALL_SERVICES: &[MountFn] = &[kelvin_rules::mount, kelvin_ingest::mount];
+pub const ALL_SERVICES: &[MountFn] =
+    &[kelvin_rules::mount, kelvin_ingest::mount, kelvin_scoring::mount];
 
 /// Defaults of the embedded server: migrate on start, generate the signing key on first start.
 pub fn embedded_defaults() -> Config {

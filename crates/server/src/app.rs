@@ -132,12 +132,14 @@ impl Application {
         });
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal = {
+            let runtime_for_signal = runtime.clone();
             let reporter = reporter.clone();
             let names = names.clone();
             let stopping = stopping.clone();
             async move {
                 shutdown.await;
                 tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
+                runtime_for_signal.signal_stopping();
                 health::set_all(&reporter, &names, ServingStatus::NotServing).await;
                 stopping.notify_one();
             }

@@ -42,6 +42,11 @@ pub struct Runtime {
     pub signer: Arc<SigningKey>,
     /// The admin token created on first start, to show once.
     pub bootstrap_token: Option<String>,
+    /// "Now" for scoring; tests move it forward.
+    pub clock: crate::Clock,
+    /// Turns `true` when the server starts shutting down: background work and endless streams
+    /// (WatchScoreChanges) end on it.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -98,7 +103,19 @@ impl Runtime {
             verifier: Arc::new(verifier),
             signer: Arc::new(signer),
             bootstrap_token,
+            clock: crate::Clock::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// A receiver that turns `true` when the server starts shutting down.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Tells background work and endless streams to finish.
+    pub fn signal_stopping(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Mints the token of API key `key_id`.

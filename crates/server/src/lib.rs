@@ -8,14 +8,17 @@ mod app;
 mod bootstrap;
 mod call;
 mod cli;
+mod clock;
 mod context;
 mod error;
 mod health;
+pub mod scores;
 
 pub use app::{Application, Mount, MountFn};
 pub use bootstrap::{ADMIN_TOKEN_FILE, Runtime, StartError};
 pub use cli::{
     CommonArgs, ServiceCli, ServiceCommand, migrate, run_service, serve, shutdown_signal,
 };
+pub use clock::Clock;
 pub use context::{CallContext, call_context};
 pub use error::{ApiError, ApiResult};

@@ -3,13 +3,18 @@
 
 pub mod api_key;
 pub mod audit_event;
+pub mod change_counter;
 pub mod company;
+pub mod company_score;
 pub mod event;
 pub mod lead;
+pub mod lead_score;
 pub mod model;
 pub mod model_activation;
 pub mod model_version;
 pub mod organization;
 pub mod outcome;
+pub mod score_change;
+pub mod scoring_queue;
 pub mod template;
 pub mod tenant;

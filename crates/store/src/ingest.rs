@@ -9,7 +9,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Entry};
-use crate::entity::{company, event, lead, outcome};
+use std::collections::HashMap;
+
+use crate::entity::{company, event, lead, lead_score, outcome, score_change, scoring_queue};
+use crate::scoring::{NewWork, WorkKind};
 use crate::types::now_ms;
 use crate::{Access, AuditContext, Error, Result, TenantScope};
 
@@ -118,7 +121,7 @@ fn merge(stored: &mut Map<String, Value>, changes: Map<String, Value>) {
     }
 }
 
-fn lead_row(m: lead::Model) -> LeadRow {
+pub(crate) fn lead_row(m: lead::Model) -> LeadRow {
     LeadRow {
         id: m.id,
         company_id: m.company_id,
@@ -126,6 +129,22 @@ fn lead_row(m: lead::Model) -> LeadRow {
         enriched: object(&m.enriched),
         create_time_ms: m.create_time,
         update_time_ms: m.update_time,
+    }
+}
+
+pub(crate) fn company_row(m: company::Model) -> CompanyRow {
+    CompanyRow { id: m.id, attributes: object(&m.attributes) }
+}
+
+pub(crate) fn event_row(m: event::Model) -> StoredEvent {
+    StoredEvent {
+        seq: m.seq,
+        event_id: m.event_id,
+        lead_id: m.lead_id,
+        kind: m.kind,
+        time_ms: m.time,
+        properties: object(&m.properties),
+        ingest_time_ms: m.ingest_time,
     }
 }
 
@@ -141,10 +160,21 @@ impl Access<'_> {
     pub async fn upsert_leads(&self, scope: &TenantScope, leads: Vec<LeadUpsert>) -> Result<()> {
         let now = now_ms();
         let txn = crate::write_txn(self.db).await?;
+        let mut work = Vec::with_capacity(leads.len());
+        let mut companies = std::collections::BTreeSet::new();
         for up in leads {
             let key = (scope.tenant_id().to_owned(), up.id.clone());
+            work.push(NewWork {
+                tenant_id: scope.tenant_id().to_owned(),
+                kind: WorkKind::Lead,
+                subject_id: up.id.clone(),
+                event_seq: None,
+            });
             match lead::Entity::find_by_id(key).one(&txn).await? {
                 Some(current) => {
+                    if up.company_id.is_some() {
+                        companies.extend(current.company_id.clone());
+                    }
                     let mut attributes = object(&current.attributes);
                     merge(&mut attributes, up.attributes);
                     let mut enriched = object(&current.enriched);
@@ -154,6 +184,7 @@ impl Access<'_> {
                         Some(c) if c.is_empty() => None,
                         Some(c) => Some(c),
                     };
+                    companies.extend(company.clone());
                     let mut active: lead::ActiveModel = current.into();
                     active.attributes = Set(Value::Object(attributes).to_string());
                     active.enriched = Set(Value::Object(enriched).to_string());
@@ -166,10 +197,12 @@ impl Access<'_> {
                     merge(&mut attributes, up.attributes);
                     let mut enriched = Map::new();
                     merge(&mut enriched, up.enriched);
+                    let company_id = up.company_id.filter(|c| !c.is_empty());
+                    companies.extend(company_id.clone());
                     lead::ActiveModel {
                         tenant_id: Set(scope.tenant_id().to_owned()),
                         id: Set(up.id),
-                        company_id: Set(up.company_id.filter(|c| !c.is_empty())),
+                        company_id: Set(company_id),
                         attributes: Set(Value::Object(attributes).to_string()),
                         enriched: Set(Value::Object(enriched).to_string()),
                         create_time: Set(now),
@@ -180,6 +213,13 @@ impl Access<'_> {
                 }
             }
         }
+        work.extend(companies.into_iter().map(|c| NewWork {
+            tenant_id: scope.tenant_id().to_owned(),
+            kind: WorkKind::Company,
+            subject_id: c,
+            event_seq: None,
+        }));
+        crate::scoring::enqueue(&txn, work, now).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -192,6 +232,15 @@ impl Access<'_> {
     ) -> Result<()> {
         let now = now_ms();
         let txn = crate::write_txn(self.db).await?;
+        let work = companies
+            .iter()
+            .map(|c| NewWork {
+                tenant_id: scope.tenant_id().to_owned(),
+                kind: WorkKind::CompanyAttributes,
+                subject_id: c.id.clone(),
+                event_seq: None,
+            })
+            .collect();
         for up in companies {
             let key = (scope.tenant_id().to_owned(), up.id.clone());
             match company::Entity::find_by_id(key).one(&txn).await? {
@@ -218,6 +267,7 @@ impl Access<'_> {
                 }
             }
         }
+        crate::scoring::enqueue(&txn, work, now).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -231,36 +281,67 @@ impl Access<'_> {
         events: Vec<NewEvent>,
     ) -> Result<Vec<Written>> {
         let now = now_ms();
+        let tenant_id = scope.tenant_id();
         let txn = crate::write_txn(self.db).await?;
-        let mut results = Vec::with_capacity(events.len());
-        for e in events {
-            lead::Entity::insert(lead::ActiveModel {
-                tenant_id: Set(scope.tenant_id().to_owned()),
-                id: Set(e.lead_id.clone()),
+        let leads: std::collections::BTreeSet<&str> =
+            events.iter().map(|e| e.lead_id.as_str()).collect();
+        let lead_rows: Vec<_> = leads
+            .into_iter()
+            .map(|id| lead::ActiveModel {
+                tenant_id: Set(tenant_id.to_owned()),
+                id: Set(id.to_owned()),
                 company_id: Set(None),
                 attributes: Set("{}".into()),
                 enriched: Set("{}".into()),
                 create_time: Set(now),
                 update_time: Set(now),
             })
-            .on_conflict_do_nothing_on([lead::Column::TenantId, lead::Column::Id])
-            .exec_without_returning(&txn)
-            .await?;
-            let inserted = event::Entity::insert(event::ActiveModel {
-                seq: sea_orm::NotSet,
-                tenant_id: Set(scope.tenant_id().to_owned()),
-                event_id: Set(e.event_id),
-                lead_id: Set(e.lead_id),
-                kind: Set(e.kind),
-                time: Set(e.time_ms),
-                properties: Set(Value::Object(e.properties).to_string()),
-                ingest_time: Set(now),
-            })
-            .on_conflict_do_nothing_on([event::Column::TenantId, event::Column::EventId])
-            .exec_without_returning(&txn)
-            .await?;
-            results.push(written(inserted));
+            .collect();
+        for chunk in lead_rows.chunks(500) {
+            lead::Entity::insert_many(chunk.iter().cloned())
+                .on_conflict_do_nothing_on([lead::Column::TenantId, lead::Column::Id])
+                .exec_without_returning(&txn)
+                .await?;
         }
+        // One multi-row insert per chunk; the rows that come back are the ones stored now.
+        let mut stored: HashMap<String, (i64, String)> = HashMap::new();
+        for chunk in events.chunks(500) {
+            let rows = chunk.iter().map(|e| event::ActiveModel {
+                seq: sea_orm::NotSet,
+                tenant_id: Set(tenant_id.to_owned()),
+                event_id: Set(e.event_id.clone()),
+                lead_id: Set(e.lead_id.clone()),
+                kind: Set(e.kind.clone()),
+                time: Set(e.time_ms),
+                properties: Set(Value::Object(e.properties.clone()).to_string()),
+                ingest_time: Set(now),
+            });
+            let inserted = event::Entity::insert_many(rows)
+                .on_conflict_do_nothing_on([event::Column::TenantId, event::Column::EventId])
+                .exec_with_returning_many(&txn)
+                .await?;
+            if let sea_orm::TryInsertResult::Inserted(models) = inserted {
+                stored.extend(models.into_iter().map(|m| (m.event_id, (m.seq, m.lead_id))));
+            }
+        }
+        let mut work = Vec::with_capacity(stored.len());
+        let mut results = Vec::with_capacity(events.len());
+        for e in &events {
+            // The first occurrence of an id stored now is accepted; any other is a duplicate.
+            match stored.remove(&e.event_id) {
+                Some((seq, lead_id)) => {
+                    work.push(NewWork {
+                        tenant_id: tenant_id.to_owned(),
+                        kind: WorkKind::Event,
+                        subject_id: lead_id,
+                        event_seq: Some(seq),
+                    });
+                    results.push(Written::Accepted);
+                }
+                None => results.push(Written::Duplicate),
+            }
+        }
+        crate::scoring::enqueue(&txn, work, now).await?;
         txn.commit().await?;
         Ok(results)
     }
@@ -303,7 +384,7 @@ impl Access<'_> {
             Some(c) => company::Entity::find_by_id((scope.tenant_id().to_owned(), c.clone()))
                 .one(self.db)
                 .await?
-                .map(|m| CompanyRow { id: m.id, attributes: object(&m.attributes) }),
+                .map(company_row),
             None => None,
         };
         let events = event::Entity::find()
@@ -314,15 +395,7 @@ impl Access<'_> {
             .all(self.db)
             .await?
             .into_iter()
-            .map(|m| StoredEvent {
-                seq: m.seq,
-                event_id: m.event_id,
-                lead_id: m.lead_id,
-                kind: m.kind,
-                time_ms: m.time,
-                properties: object(&m.properties),
-                ingest_time_ms: m.ingest_time,
-            })
+            .map(event_row)
             .collect();
         let outcomes = outcome::Entity::find()
             .filter(outcome::Column::TenantId.eq(scope.tenant_id()))
@@ -343,7 +416,7 @@ impl Access<'_> {
         Ok(LeadExport { lead, company, events, outcomes })
     }
 
-    /// Erases a lead, its events and its outcomes in one transaction. The audit row names the
+    /// Erases a lead, its events, outcomes, scores and score history in one transaction. The audit row names the
     /// lead only by a hash of its id: it keeps no personal data.
     pub async fn erase_lead(
         &self,
@@ -353,6 +426,27 @@ impl Access<'_> {
     ) -> Result<(u64, u64)> {
         let now = now_ms();
         let txn = crate::write_txn(self.db).await?;
+        let company_id =
+            lead::Entity::find_by_id((scope.tenant_id().to_owned(), lead_id.to_owned()))
+                .one(&txn)
+                .await?
+                .and_then(|l| l.company_id);
+        lead_score::Entity::delete_many()
+            .filter(lead_score::Column::TenantId.eq(scope.tenant_id()))
+            .filter(lead_score::Column::LeadId.eq(lead_id))
+            .exec(&txn)
+            .await?;
+        score_change::Entity::delete_many()
+            .filter(score_change::Column::TenantId.eq(scope.tenant_id()))
+            .filter(score_change::Column::LeadId.eq(lead_id))
+            .exec(&txn)
+            .await?;
+        scoring_queue::Entity::delete_many()
+            .filter(scoring_queue::Column::TenantId.eq(scope.tenant_id()))
+            .filter(scoring_queue::Column::SubjectId.eq(lead_id))
+            .filter(scoring_queue::Column::Kind.ne(WorkKind::Company as i32))
+            .exec(&txn)
+            .await?;
         let lead = lead::Entity::delete_many()
             .filter(lead::Column::TenantId.eq(scope.tenant_id()))
             .filter(lead::Column::Id.eq(lead_id))
@@ -371,6 +465,21 @@ impl Access<'_> {
         if lead.rows_affected == 0 && events.rows_affected == 0 && outcomes.rows_affected == 0 {
             return Err(Error::not_found("lead", lead_id));
         }
+        // The scoring worker owning the lead drops its cache entries (it is their only writer,
+        // so no write-through can land after the drop) and recomputes its company.
+        let mut work = vec![NewWork {
+            tenant_id: scope.tenant_id().to_owned(),
+            kind: WorkKind::Erased,
+            subject_id: lead_id.to_owned(),
+            event_seq: None,
+        }];
+        work.extend(company_id.map(|c| NewWork {
+            tenant_id: scope.tenant_id().to_owned(),
+            kind: WorkKind::Company,
+            subject_id: c,
+            event_seq: None,
+        }));
+        crate::scoring::enqueue(&txn, work, now).await?;
         let digest: String = Sha256::digest(format!("{}/{lead_id}", scope.tenant_id()).as_bytes())
             .iter()
             .take(16)

@@ -15,6 +15,8 @@ mod migration;
 mod models;
 mod page;
 mod purge;
+mod scores;
+mod scoring;
 mod types;
 
 use std::path::Path;
@@ -35,15 +37,29 @@ pub use models::{
     canonical_json,
 };
 pub use page::Page;
+pub use scores::{LeadFilter, RescoreStatus};
+pub use scoring::{
+    ActiveVersion, ChangeCause, NewChange, NewWork, PARTITIONS, ScoreChangeRecord, ScorerDb,
+    ScorerTxn, StoredCompanyScore, StoredScore, WorkItem, WorkKind, partition_of,
+};
 pub use types::{
     ApiKey, AuditEvent, AuditFilter, NewApiKey, NewTenant, Organization, Tenant, TenantPatch,
     TenantState, validate_id,
 };
 
 /// A pool of connections to the relational store.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Kept to open the scoring worker's dedicated session; never printed (it may hold a
+    /// password).
+    url: std::sync::Arc<str>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend()).finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -75,7 +91,7 @@ impl Store {
             options.max_connections(16);
         }
         let db = Database::connect(options).await?;
-        Ok(Self { db })
+        Ok(Self { db, url: url.into() })
     }
 
     /// Applies every pending migration.

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_tenancy;
 mod m0002_models;
 mod m0003_ingest;
+mod m0004_scoring;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_tenancy::Migration),
             Box::new(m0002_models::Migration),
             Box::new(m0003_ingest::Migration),
+            Box::new(m0004_scoring::Migration),
         ]
     }
 }

@@ -6,7 +6,8 @@ use crate::AuditContext;
 use crate::Result;
 use crate::audit::{self, Entry};
 use crate::entity::{
-    api_key, company, event, lead, model, model_activation, model_version, outcome, tenant,
+    api_key, change_counter, company, company_score, event, lead, lead_score, model,
+    model_activation, model_version, outcome, score_change, scoring_queue, tenant,
 };
 
 /// Erases every tenant due for purge: its API keys, its own row and (as later features add
@@ -55,6 +56,23 @@ async fn purge_tenant<C: ConnectionTrait>(db: &C, tenant_id: &str) -> Result<()>
         .exec(db)
         .await?;
     model::Entity::delete_many().filter(model::Column::TenantId.eq(tenant_id)).exec(db).await?;
+    scoring_queue::Entity::delete_many()
+        .filter(scoring_queue::Column::TenantId.eq(tenant_id))
+        .exec(db)
+        .await?;
+    lead_score::Entity::delete_many()
+        .filter(lead_score::Column::TenantId.eq(tenant_id))
+        .exec(db)
+        .await?;
+    company_score::Entity::delete_many()
+        .filter(company_score::Column::TenantId.eq(tenant_id))
+        .exec(db)
+        .await?;
+    score_change::Entity::delete_many()
+        .filter(score_change::Column::TenantId.eq(tenant_id))
+        .exec(db)
+        .await?;
+    change_counter::Entity::delete_by_id(tenant_id.to_owned()).exec(db).await?;
     event::Entity::delete_many().filter(event::Column::TenantId.eq(tenant_id)).exec(db).await?;
     outcome::Entity::delete_many().filter(outcome::Column::TenantId.eq(tenant_id)).exec(db).await?;
     lead::Entity::delete_many().filter(lead::Column::TenantId.eq(tenant_id)).exec(db).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kelvin_engine::{CompiledModel, ModelSpec};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::model_service_server::ModelService;
-use kelvin_server::{ApiError, CallContext, Runtime, call_context};
+use kelvin_server::{ApiError, CallContext, Runtime, call_context, scores};
 use kelvin_store::{
     Access, ActivationKind, AuditContext, ModelVersionRecord, Page, ScoringModel, TemplateParam,
     TemplateRecord, TenantScope,
@@ -124,42 +124,6 @@ fn template_pb(t: TemplateRecord) -> pb::Template {
             .collect(),
         creator: t.creator,
         create_time: Some(timestamp(t.create_time_ms)),
-    }
-}
-
-fn score_pb(score: kelvin_engine::Score, version: i64, as_of_ms: i64) -> pb::Score {
-    pb::Score {
-        fit: score.fit.as_f64(),
-        engagement: score.engagement.as_f64(),
-        total: score.total.as_f64(),
-        band: score.band,
-        disqualification_reason: score.disqualified.map(|d| d.reason).unwrap_or_default(),
-        contributions: score
-            .contributions
-            .into_iter()
-            .map(|c| pb::Contribution {
-                kind: serde_json::to_value(c.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                rule_id: c.rule_id,
-                points: c.points.as_f64(),
-                event_ids: c.events,
-                detail: c
-                    .engagement
-                    .map(|e| {
-                        format!(
-                            "{} award(s): {} raw, {} after decay",
-                            e.awards,
-                            e.raw.as_f64(),
-                            e.decayed.as_f64()
-                        )
-                    })
-                    .unwrap_or_default(),
-            })
-            .collect(),
-        model_version: version,
-        as_of: Some(timestamp(as_of_ms)),
     }
 }
 
@@ -555,23 +519,9 @@ impl ModelService for ModelApi {
         };
         let (lead, company, events) = match stored_lead {
             Some(export) => {
-                // Enriched attributes first, explicit ones over them: the lead's own word wins.
-                let mut attributes = export.lead.enriched;
-                attributes.extend(export.lead.attributes);
-                let lead = kelvin_engine::Lead { attributes: attributes.into_iter().collect() };
-                let company = export.company.map(|c| kelvin_engine::Company {
-                    attributes: c.attributes.into_iter().collect(),
-                });
-                let events = export
-                    .events
-                    .into_iter()
-                    .map(|e| kelvin_engine::Event {
-                        id: e.event_id,
-                        kind: e.kind,
-                        time_ms: e.time_ms,
-                        properties: e.properties.into_iter().collect(),
-                    })
-                    .collect();
+                let lead = scores::engine_lead(&export.lead);
+                let company = export.company.as_ref().map(scores::engine_company);
+                let events = export.events.iter().map(scores::engine_event).collect();
                 (lead, company, events)
             }
             None => inline_lead(req.lead, req.company, req.events)?,
@@ -582,7 +532,7 @@ impl ModelService for ModelApi {
         };
         let score = checked.compiled.score(&lead, company.as_ref(), &events, as_of);
         Ok(Response::new(pb::SimulateScoreResponse {
-            score: Some(score_pb(score, version, as_of)),
+            score: Some(scores::score_pb(score, version, as_of)),
         }))
     }
 

@@ -1,6 +1,55 @@
-//! The scoring service. Its gRPC API arrives with the ingestion and scoring issue; until then the
-//! binary runs the shared server (health, reflection, authentication) so deployments, probes and
-//! the chart can be exercised end to end.
+//! The scoring service: the scoring worker (stored events in, scores, history and change
+//! notifications out) and `ScoringService` (scores, explanations, rankings, history, the change
+//! stream, rescore progress).
+//!
+//! ```text
+//! scoring_queue ──worker (owned partitions)──▶ lead_scores, company_scores, score_changes
+//!                        │ after commit                 │
+//!                        ▼                              ▼
+//!                 cache (write-through)  ◀──read-through── ScoringService ──▶ clients
+//! ```
+
+mod api;
+mod convert;
+mod registry;
+mod worker;
+
+use std::sync::Arc;
+
+use kelvin_proto::v1::scoring_service_server::ScoringServiceServer;
+use kelvin_server::{Mount, Runtime};
+
+pub use api::ScoringApi;
 
 /// Name of the binary and of its telemetry service.
 pub const SERVICE_NAME: &str = "kelvin-scoring";
+
+/// The model `model_id` means when a request leaves it empty.
+pub const DEFAULT_MODEL: &str = "default";
+
+/// What the worker and the API of one process share.
+#[derive(Debug, Default)]
+pub(crate) struct Hub {
+    /// Woken after every commit that appended changes: local change streams read at once
+    /// instead of waiting for their next poll.
+    pub changes: tokio::sync::Notify,
+}
+
+/// Mounts `ScoringService` and, unless `scoring.worker` is off, starts the scoring worker.
+pub fn mount(runtime: &Arc<Runtime>, mount: &mut Mount) {
+    let hub = Arc::new(Hub::default());
+    if runtime.config.scoring.worker {
+        worker::spawn(runtime.clone(), hub.clone());
+    }
+    let limits = mount.limits().clone();
+    mount.add(
+        ScoringServiceServer::new(ScoringApi::new(runtime.clone(), hub))
+            .max_decoding_message_size(limits.max_request_bytes)
+            .max_encoding_message_size(limits.max_response_bytes),
+    );
+}
+
+/// The cache key of a lead's score under a model (in the tenant's namespace).
+pub(crate) fn score_key(model_id: &str, lead_id: &str) -> String {
+    format!("score:{}:{model_id}:{lead_id}", model_id.len())
+}

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    kelvin_server::run_service(kelvin_scoring::SERVICE_NAME, &[]).await
+    kelvin_server::run_service(kelvin_scoring::SERVICE_NAME, &[kelvin_scoring::mount]).await
 }

@@ -1,0 +1,73 @@
+//! Between the store's rows, the engine's inputs and the contract's score messages: shared by
+//! the model service (SimulateScore) and the scoring service.
+
+use kelvin_engine::{Company, Event, Lead};
+use kelvin_proto::convert::timestamp;
+use kelvin_proto::v1 as pb;
+use kelvin_store::{CompanyRow, LeadRow, StoredEvent};
+
+/// A stored lead as the engine reads it: enriched attributes first, explicit ones over them
+/// (the lead's own word wins).
+pub fn engine_lead(lead: &LeadRow) -> Lead {
+    let mut attributes: std::collections::BTreeMap<_, _> =
+        lead.enriched.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    attributes.extend(lead.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Lead { attributes }
+}
+
+/// A stored company as the engine reads it.
+pub fn engine_company(company: &CompanyRow) -> Company {
+    Company { attributes: company.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect() }
+}
+
+/// A stored event as the engine reads it.
+pub fn engine_event(event: &StoredEvent) -> Event {
+    Event {
+        id: event.event_id.clone(),
+        kind: event.kind.clone(),
+        time_ms: event.time_ms,
+        properties: event.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+/// Milli-points as points.
+pub fn points(milli: i64) -> f64 {
+    kelvin_engine::Points(milli).as_f64()
+}
+
+/// An engine score as the contract's `Score`, with its explanation.
+pub fn score_pb(score: kelvin_engine::Score, version: i64, as_of_ms: i64) -> pb::Score {
+    pb::Score {
+        fit: score.fit.as_f64(),
+        engagement: score.engagement.as_f64(),
+        total: score.total.as_f64(),
+        band: score.band,
+        disqualification_reason: score.disqualified.map(|d| d.reason).unwrap_or_default(),
+        contributions: score
+            .contributions
+            .into_iter()
+            .map(|c| pb::Contribution {
+                kind: serde_json::to_value(c.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                rule_id: c.rule_id,
+                points: c.points.as_f64(),
+                event_ids: c.events,
+                detail: c
+                    .engagement
+                    .map(|e| {
+                        format!(
+                            "{} award(s): {} raw, {} after decay",
+                            e.awards,
+                            e.raw.as_f64(),
+                            e.decayed.as_f64()
+                        )
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        model_version: version,
+        as_of: Some(timestamp(as_of_ms)),
+    }
+}

@@ -1,0 +1,22 @@
+use sea_orm::entity::prelude::*;
+
+/// Work for the scoring workers, consumed exactly once: a row is deleted in the transaction
+/// that applies it. `kind`: see `crate::scoring::WorkKind`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "scoring_queue")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub partition: i32,
+    pub tenant_id: String,
+    pub kind: i32,
+    /// Lead id, or company id for company work.
+    pub subject_id: String,
+    pub event_seq: Option<i64>,
+    pub enqueue_time: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,292 @@
+//! Reading scores on behalf of a principal: a lead's or company's score, rankings, a lead's
+//! history, the tenant's change stream and rescore progress. Always through a [`TenantScope`].
+
+use sea_orm::sea_query::Condition;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::entity::{change_counter, company_score, lead, lead_score, model, score_change};
+use crate::scoring::{
+    ScoreChangeRecord, StoredCompanyScore, StoredScore, activation_time, change_row,
+    company_score_row, score_row,
+};
+use crate::{Access, Error, Page, Result, TenantScope};
+
+/// Which leads a ranking lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeadFilter {
+    pub band: Option<String>,
+    /// Minimum total, in milli-points.
+    pub min_total: Option<i64>,
+    pub changed_since_ms: Option<i64>,
+}
+
+/// How far rescoring a model's leads after an activation has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RescoreStatus {
+    pub model_id: String,
+    /// The active version (0: none published yet).
+    pub version: i64,
+    pub activate_time_ms: Option<i64>,
+    pub total_leads: u64,
+    /// Leads whose stored score is from the active version.
+    pub rescored_leads: u64,
+}
+
+/// Splits a ranking page key `total:id`.
+fn rank_key(key: &str) -> Result<(i64, String)> {
+    let (total, id) =
+        key.split_once(':').ok_or_else(|| Error::invalid("page_token", "malformed"))?;
+    let total = total.parse().map_err(|_| Error::invalid("page_token", "malformed"))?;
+    Ok((total, id.to_owned()))
+}
+
+impl Access<'_> {
+    /// A lead's stored score under `model_id`.
+    pub async fn lead_score(
+        &self,
+        scope: &TenantScope,
+        model_id: &str,
+        lead_id: &str,
+    ) -> Result<StoredScore> {
+        lead_score::Entity::find_by_id((
+            scope.tenant_id().to_owned(),
+            model_id.to_owned(),
+            lead_id.to_owned(),
+        ))
+        .one(self.db)
+        .await?
+        .map(score_row)
+        .ok_or_else(|| {
+            Error::not_found("score of lead", format!("{lead_id}` under model `{model_id}"))
+        })
+    }
+
+    /// Stored scores of several leads under `model_id` (leads without one are left out).
+    pub async fn lead_scores(
+        &self,
+        scope: &TenantScope,
+        model_id: &str,
+        lead_ids: &[String],
+    ) -> Result<Vec<StoredScore>> {
+        let mut out = Vec::with_capacity(lead_ids.len());
+        for chunk in lead_ids.chunks(500) {
+            let rows = lead_score::Entity::find()
+                .filter(lead_score::Column::TenantId.eq(scope.tenant_id()))
+                .filter(lead_score::Column::ModelId.eq(model_id))
+                .filter(lead_score::Column::LeadId.is_in(chunk.iter().cloned()))
+                .all(self.db)
+                .await?;
+            out.extend(rows.into_iter().map(score_row));
+        }
+        Ok(out)
+    }
+
+    /// Leads ranked by total (highest first, then by id), filtered; a keyset page.
+    pub async fn list_lead_scores(
+        &self,
+        scope: &TenantScope,
+        model_id: &str,
+        filter: &LeadFilter,
+        page: &Page,
+    ) -> Result<(Vec<StoredScore>, String)> {
+        use lead_score::Column as C;
+        let mut query = lead_score::Entity::find()
+            .filter(C::TenantId.eq(scope.tenant_id()))
+            .filter(C::ModelId.eq(model_id));
+        if let Some(band) = &filter.band {
+            query = query.filter(C::Band.eq(band.as_str()));
+        }
+        if let Some(min) = filter.min_total {
+            query = query.filter(C::Total.gte(min));
+        }
+        if let Some(since) = filter.changed_since_ms {
+            query = query.filter(C::UpdateTime.gte(since));
+        }
+        if let Some(after) = &page.after {
+            let (total, id) = rank_key(after)?;
+            query = query.filter(
+                Condition::any()
+                    .add(C::Total.lt(total))
+                    .add(Condition::all().add(C::Total.eq(total)).add(C::LeadId.gt(id))),
+            );
+        }
+        let rows = query
+            .order_by_desc(C::Total)
+            .order_by_asc(C::LeadId)
+            .limit(page.fetch_limit())
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(score_row)
+            .collect();
+        Ok(page.finish(rows, |s: &StoredScore| format!("{}:{}", s.total, s.lead_id)))
+    }
+
+    /// A company's stored score under `model_id`.
+    pub async fn company_score(
+        &self,
+        scope: &TenantScope,
+        model_id: &str,
+        company_id: &str,
+    ) -> Result<StoredCompanyScore> {
+        company_score::Entity::find_by_id((
+            scope.tenant_id().to_owned(),
+            model_id.to_owned(),
+            company_id.to_owned(),
+        ))
+        .one(self.db)
+        .await?
+        .map(company_score_row)
+        .ok_or_else(|| {
+            Error::not_found("score of company", format!("{company_id}` under model `{model_id}"))
+        })
+    }
+
+    /// Companies ranked by total (highest first, then by id); a keyset page.
+    pub async fn list_company_scores(
+        &self,
+        scope: &TenantScope,
+        model_id: &str,
+        band: Option<&str>,
+        min_total: Option<i64>,
+        page: &Page,
+    ) -> Result<(Vec<StoredCompanyScore>, String)> {
+        use company_score::Column as C;
+        let mut query = company_score::Entity::find()
+            .filter(C::TenantId.eq(scope.tenant_id()))
+            .filter(C::ModelId.eq(model_id));
+        if let Some(band) = band {
+            query = query.filter(C::Band.eq(band));
+        }
+        if let Some(min) = min_total {
+            query = query.filter(C::Total.gte(min));
+        }
+        if let Some(after) = &page.after {
+            let (total, id) = rank_key(after)?;
+            query = query.filter(
+                Condition::any()
+                    .add(C::Total.lt(total))
+                    .add(Condition::all().add(C::Total.eq(total)).add(C::CompanyId.gt(id))),
+            );
+        }
+        let rows = query
+            .order_by_desc(C::Total)
+            .order_by_asc(C::CompanyId)
+            .limit(page.fetch_limit())
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(company_score_row)
+            .collect();
+        Ok(page.finish(rows, |s: &StoredCompanyScore| format!("{}:{}", s.total, s.company_id)))
+    }
+
+    /// A lead's changes under `model_id`, newest first: band transitions only unless
+    /// `every_change`.
+    pub async fn score_history(
+        &self,
+        scope: &TenantScope,
+        model_id: &str,
+        lead_id: &str,
+        every_change: bool,
+        page: &Page,
+    ) -> Result<(Vec<ScoreChangeRecord>, String)> {
+        use score_change::Column as C;
+        let mut query = score_change::Entity::find()
+            .filter(C::TenantId.eq(scope.tenant_id()))
+            .filter(C::LeadId.eq(lead_id))
+            .filter(C::ModelId.eq(model_id));
+        if !every_change {
+            query = query.filter(C::BandChanged.eq(true));
+        }
+        if let Some(after) = &page.after {
+            let no: i64 = after.parse().map_err(|_| Error::invalid("page_token", "malformed"))?;
+            query = query.filter(C::ChangeNo.lt(no));
+        }
+        let rows = query
+            .order_by_desc(C::ChangeNo)
+            .limit(page.fetch_limit())
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(change_row)
+            .collect();
+        Ok(page.finish(rows, |c: &ScoreChangeRecord| c.change_no.to_string()))
+    }
+
+    /// Changes of the tenant after `after`, in order, at most `limit`.
+    pub async fn changes_after(
+        &self,
+        scope: &TenantScope,
+        after: i64,
+        model_id: Option<&str>,
+        band_changes_only: bool,
+        limit: u64,
+    ) -> Result<Vec<ScoreChangeRecord>> {
+        use score_change::Column as C;
+        let mut query = score_change::Entity::find()
+            .filter(C::TenantId.eq(scope.tenant_id()))
+            .filter(C::ChangeNo.gt(after));
+        if let Some(m) = model_id {
+            query = query.filter(C::ModelId.eq(m));
+        }
+        if band_changes_only {
+            query = query.filter(C::BandChanged.eq(true));
+        }
+        Ok(query
+            .order_by_asc(C::ChangeNo)
+            .limit(limit)
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(change_row)
+            .collect())
+    }
+
+    /// The number of the tenant's latest change (0 before the first).
+    pub async fn change_head(&self, scope: &TenantScope) -> Result<i64> {
+        Ok(change_counter::Entity::find_by_id(scope.tenant_id().to_owned())
+            .one(self.db)
+            .await?
+            .map_or(0, |c| c.last))
+    }
+
+    /// How many of the tenant's leads are scored with the model's active version.
+    pub async fn rescore_status(
+        &self,
+        scope: &TenantScope,
+        model_id: &str,
+    ) -> Result<RescoreStatus> {
+        let m = model::Entity::find_by_id((scope.tenant_id().to_owned(), model_id.to_owned()))
+            .one(self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("model", model_id))?;
+        let total_leads = lead::Entity::find()
+            .filter(lead::Column::TenantId.eq(scope.tenant_id()))
+            .count(self.db)
+            .await?;
+        let rescored_leads = if m.active_version == 0 {
+            0
+        } else {
+            lead_score::Entity::find()
+                .filter(lead_score::Column::TenantId.eq(scope.tenant_id()))
+                .filter(lead_score::Column::ModelId.eq(model_id))
+                .filter(lead_score::Column::ModelVersion.eq(m.active_version))
+                .count(self.db)
+                .await?
+        };
+        Ok(RescoreStatus {
+            model_id: m.id,
+            version: m.active_version,
+            activate_time_ms: activation_time(
+                self.db,
+                scope.tenant_id(),
+                model_id,
+                m.active_version,
+            )
+            .await?,
+            total_leads,
+            rescored_leads,
+        })
+    }
+}

@@ -1,0 +1,716 @@
+//! The scoring worker: applies queued work (events, lead and company changes, erasures) of the
+//! partitions this replica owns, re-evaluates leads whose band time alone will move, and
+//! rescores a model's leads after its active version changes.
+//!
+//! **Ownership.** Replicas agree on who scores what through PostgreSQL advisory locks: each
+//! replica's dedicated session holds a member lock (its slot) and one lock per partition it
+//! owns. Every replica sees the live slots in `pg_locks` and assigns partition `p` to the slot
+//! with the highest rendezvous hash of `(slot, p)`, so a replica that joins or dies moves only
+//! its share. A dead replica's session ends and PostgreSQL releases its locks; the others take
+//! its partitions on their next rebalance. Every scoring transaction first checks (on the same
+//! session) that it still holds its partitions. On SQLite the one embedded worker owns all.
+//!
+//! **Exactly once.** A queue row is deleted in the transaction that applies it (see
+//! `kelvin_store::ScorerTxn::consume`), together with the new score, state and changes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kelvin_cache::Namespace;
+use kelvin_engine::{Company, Disqualification, LeadState, Points, Score};
+use kelvin_server::Runtime;
+use kelvin_server::scores::{engine_company, engine_event, engine_lead};
+use kelvin_store::{
+    ChangeCause, NewChange, NewWork, PARTITIONS, ScorerDb, ScorerTxn, StoredCompanyScore,
+    StoredEvent, StoredScore, WorkKind,
+};
+use prost::Message;
+
+use crate::registry::Registry;
+use crate::{Hub, convert, score_key};
+
+/// Leads per rescore or re-evaluation transaction.
+const PASS_BATCH: u64 = 500;
+/// How far back scores are re-pushed to the cache when partitions are taken over: a replica
+/// that died between a commit and its write-through left at most its last seconds stale.
+const TAKEOVER_REFRESH_MS: i64 = 10 * 60 * 1000;
+
+/// Starts the worker; it runs until the server shuts down.
+pub(crate) fn spawn(runtime: Arc<Runtime>, hub: Arc<Hub>) {
+    tokio::spawn(async move {
+        let mut stopping = runtime.stopping();
+        loop {
+            match Worker::start(runtime.clone(), hub.clone()).await {
+                Ok(worker) => {
+                    worker.run().await;
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "scoring worker cannot start; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stopping.changed() => return,
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// One rescore pass over a tenant's leads for a model version.
+#[derive(Debug)]
+struct Pass {
+    tenant_id: String,
+    model_id: String,
+    version: i64,
+    after: String,
+}
+
+/// A lead to score now, and why.
+#[derive(Debug, Default)]
+struct Touch {
+    events: Vec<StoredEvent>,
+    cause: Option<ChangeCause>,
+}
+
+/// What a scoring transaction leaves to do after its commit.
+#[derive(Debug, Default)]
+struct AfterCommit {
+    cache_writes: Vec<(Namespace, String, Vec<u8>)>,
+    cache_deletes: Vec<(Namespace, String)>,
+    changes: usize,
+    scored: usize,
+}
+
+struct Worker {
+    runtime: Arc<Runtime>,
+    hub: Arc<Hub>,
+    db: ScorerDb,
+    slot: i32,
+    owned: Vec<i32>,
+    registry: Registry,
+    passes: Vec<Pass>,
+    last_rebalance: Option<Instant>,
+    last_models_refresh: Option<Instant>,
+}
+
+/// Rendezvous hash of a member slot and a partition.
+fn weight(slot: i32, partition: i32) -> u64 {
+    let mut x = (u64::from(slot as u32) << 32) | u64::from(partition as u32);
+    // splitmix64 finalizer
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The partitions `slot` owns among `members`.
+fn assignment(members: &[i32], slot: i32) -> Vec<i32> {
+    (0..PARTITIONS)
+        .filter(|&p| members.iter().copied().max_by_key(|&m| (weight(m, p), m)) == Some(slot))
+        .collect()
+}
+
+impl Worker {
+    async fn start(runtime: Arc<Runtime>, hub: Arc<Hub>) -> kelvin_store::Result<Self> {
+        let db = runtime.store.scorer_db().await?;
+        let slot = db.join().await?;
+        tracing::info!(slot, coordinated = db.coordinated(), "scoring worker joined");
+        Ok(Self {
+            runtime,
+            hub,
+            db,
+            slot,
+            owned: Vec::new(),
+            registry: Registry::default(),
+            passes: Vec::new(),
+            last_rebalance: None,
+            last_models_refresh: None,
+        })
+    }
+
+    fn settings(&self) -> &kelvin_config::ScoringSettings {
+        &self.runtime.config.scoring
+    }
+
+    async fn run(mut self) {
+        let mut stopping = self.runtime.stopping();
+        let poll = Duration::from_millis(self.settings().poll_interval_ms);
+        let rebalance_every = Duration::from_millis(self.settings().rebalance_interval_ms);
+        loop {
+            if *stopping.borrow() {
+                break;
+            }
+            if self.last_rebalance.is_none_or(|t| t.elapsed() >= rebalance_every) {
+                if let Err(error) = self.rebalance().await {
+                    tracing::warn!(%error, "scoring rebalance failed; retrying");
+                }
+                self.last_rebalance = Some(Instant::now());
+            }
+            let busy = match self.step().await {
+                Ok(busy) => busy,
+                Err(kelvin_store::Error::Aborted(reason)) => {
+                    tracing::info!(%reason, "scoring transaction aborted; re-reading ownership");
+                    self.last_rebalance = None;
+                    false
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "scoring step failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stopping.changed() => {}
+                    }
+                    false
+                }
+            };
+            if !busy {
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stopping.changed() => {}
+                }
+            }
+        }
+        tracing::info!("scoring worker stopped");
+    }
+
+    /// One unit of work: queued work first, then due re-evaluations, then a rescore page.
+    /// Returns whether there was anything to do.
+    async fn step(&mut self) -> kelvin_store::Result<bool> {
+        if self.owned.is_empty() {
+            return Ok(false);
+        }
+        if self.apply_queue().await? {
+            return Ok(true);
+        }
+        if self.apply_due().await? {
+            return Ok(true);
+        }
+        self.rescore_page().await
+    }
+
+    /// Re-reads membership, takes and releases partitions, and re-reads active models.
+    async fn rebalance(&mut self) -> kelvin_store::Result<()> {
+        let mut members = self.db.members().await?;
+        if !members.contains(&self.slot) {
+            // The session was lost and re-opened: join again.
+            self.slot = self.db.join().await?;
+            members = self.db.members().await?;
+        }
+        let wanted = assignment(&members, self.slot);
+        let held = self.db.held_partitions().await?;
+        for p in held.iter().filter(|p| !wanted.contains(p)) {
+            self.db.unlock_partition(*p).await?;
+        }
+        let mut owned: Vec<i32> = held.iter().copied().filter(|p| wanted.contains(p)).collect();
+        let mut taken = Vec::new();
+        for p in wanted.iter().filter(|p| !held.contains(p)) {
+            if self.db.try_lock_partition(*p).await? {
+                owned.push(*p);
+                taken.push(*p);
+            }
+        }
+        owned.sort_unstable();
+        if owned != self.owned {
+            tracing::info!(
+                slot = self.slot,
+                members = members.len(),
+                owned = owned.len(),
+                "scoring partitions changed"
+            );
+        }
+        self.owned = owned;
+
+        self.refresh_models().await?;
+        if !taken.is_empty() {
+            self.refresh_cache(&taken).await?;
+            // Leads of partitions taken over may be behind a model version: pass again.
+            for p in &mut self.passes {
+                p.after.clear();
+            }
+            let mut restart = Vec::new();
+            for (tenant, models) in self.registry_models() {
+                for (model_id, version) in models {
+                    if !self.passes.iter().any(|p| p.tenant_id == tenant && p.model_id == model_id)
+                    {
+                        restart.push(Pass {
+                            tenant_id: tenant.clone(),
+                            model_id,
+                            version,
+                            after: String::new(),
+                        });
+                    }
+                }
+            }
+            self.passes.extend(restart);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the active model versions; a changed version starts a rescore pass.
+    async fn refresh_models(&mut self) -> kelvin_store::Result<()> {
+        let changed = self.registry.refresh(&self.db).await?;
+        self.last_models_refresh = Some(Instant::now());
+        for a in changed {
+            self.passes.retain(|p| !(p.tenant_id == a.tenant_id && p.model_id == a.model_id));
+            self.passes.push(Pass {
+                tenant_id: a.tenant_id,
+                model_id: a.model_id,
+                version: a.version,
+                after: String::new(),
+            });
+        }
+        Ok(())
+    }
+
+    fn registry_models(&self) -> Vec<(String, Vec<(String, i64)>)> {
+        self.registry.tenants()
+    }
+
+    /// Re-pushes recently changed scores of partitions just taken over to the cache.
+    async fn refresh_cache(&self, partitions: &[i32]) -> kelvin_store::Result<()> {
+        let since = self.runtime.clock.now_ms() - TAKEOVER_REFRESH_MS;
+        let scores = self.db.scores_changed_since(partitions, since).await?;
+        let writes: Vec<_> = scores.iter().map(cache_entry).collect();
+        self.write_cache(&writes).await;
+        Ok(())
+    }
+
+    async fn write_cache(&self, writes: &[(Namespace, String, Vec<u8>)]) {
+        let ttl = Duration::from_secs(self.settings().cache_ttl_seconds.max(1));
+        if let Err(error) = self.runtime.cache.set_many(writes, ttl).await {
+            // Reads fall back to the store; drop what may now be stale.
+            tracing::warn!(%error, "score write-through failed; invalidating");
+            for (ns, key, _) in writes {
+                let _ = self.runtime.cache.delete(ns, key).await;
+            }
+        }
+    }
+
+    async fn finish(&self, txn: ScorerTxn, after: AfterCommit) -> kelvin_store::Result<()> {
+        txn.commit().await?;
+        self.write_cache(&after.cache_writes).await;
+        for (ns, key) in &after.cache_deletes {
+            if let Err(error) = self.runtime.cache.delete(ns, key).await {
+                tracing::warn!(%error, "cache delete after erasure failed");
+            }
+        }
+        if after.changes > 0 {
+            self.hub.changes.notify_waiters();
+        }
+        tracing::debug!(scored = after.scored, changes = after.changes, "scoring batch committed");
+        Ok(())
+    }
+
+    /// Applies one batch of queued work.
+    async fn apply_queue(&mut self) -> kelvin_store::Result<bool> {
+        let now = self.runtime.clock.now_ms();
+        let txn = self.db.begin(&self.owned).await?;
+        let work = txn.work(&self.owned, self.settings().batch_size).await?;
+        if work.is_empty() {
+            txn.commit().await?;
+            return Ok(false);
+        }
+        let seqs: Vec<i64> = work.iter().filter_map(|w| w.event_seq).collect();
+        let mut events: HashMap<i64, (String, StoredEvent)> = txn
+            .events_by_seq(&seqs)
+            .await?
+            .into_iter()
+            .map(|(tenant, e)| (e.seq, (tenant, e)))
+            .collect();
+        let mut touches: BTreeMap<(String, String), Touch> = BTreeMap::new();
+        let mut companies: BTreeSet<(String, String, bool)> = BTreeSet::new();
+        let mut erased: Vec<(String, String)> = Vec::new();
+        for w in &work {
+            match w.kind {
+                WorkKind::Event => {
+                    let event = w.event_seq.and_then(|s| events.remove(&s));
+                    if let Some((tenant, e)) = event
+                        && tenant == w.tenant_id
+                    {
+                        let t = touches.entry((tenant, e.lead_id.clone())).or_default();
+                        t.events.push(e);
+                        t.cause = Some(ChangeCause::Events);
+                    }
+                }
+                WorkKind::Lead => {
+                    let t = touches.entry((w.tenant_id.clone(), w.subject_id.clone())).or_default();
+                    t.cause.get_or_insert(ChangeCause::Attributes);
+                }
+                WorkKind::Company | WorkKind::CompanyAttributes => {
+                    companies.insert((
+                        w.tenant_id.clone(),
+                        w.subject_id.clone(),
+                        w.kind == WorkKind::CompanyAttributes,
+                    ));
+                }
+                WorkKind::Erased => erased.push((w.tenant_id.clone(), w.subject_id.clone())),
+            }
+        }
+        let ids: Vec<i64> = work.iter().map(|w| w.id).collect();
+        // Work of a tenant with no known model: a model may have just been published. Look
+        // again (at most every 20 ms) before consuming it unscored.
+        let unknown = touches.keys().any(|(t, _)| self.registry.models(t).is_empty());
+        if unknown
+            && self.last_models_refresh.is_none_or(|t| t.elapsed() >= Duration::from_millis(20))
+        {
+            self.refresh_models().await?;
+        }
+        let mut after = self.score_leads(&txn, touches, now).await?;
+        self.score_companies(&txn, companies, now).await?;
+        for (tenant, lead) in erased {
+            for m in self.registry.models(&tenant) {
+                after
+                    .cache_deletes
+                    .push((Namespace::Tenant(tenant.clone()), score_key(&m.model_id, &lead)));
+            }
+        }
+        txn.consume(&ids).await?;
+        self.finish(txn, after).await?;
+        Ok(true)
+    }
+
+    /// Re-evaluates leads whose band time alone moves by now.
+    async fn apply_due(&mut self) -> kelvin_store::Result<bool> {
+        let now = self.runtime.clock.now_ms();
+        let due = self.db.due_leads(&self.owned, now, PASS_BATCH).await?;
+        if due.is_empty() {
+            return Ok(false);
+        }
+        let txn = self.db.begin(&self.owned).await?;
+        let touches = due
+            .into_iter()
+            .map(|key| (key, Touch { events: Vec::new(), cause: Some(ChangeCause::Time) }))
+            .collect();
+        let after = self.score_leads(&txn, touches, now).await?;
+        self.finish(txn, after).await?;
+        Ok(true)
+    }
+
+    /// Scores one page of a rescore pass: leads of owned partitions whose stored score is not
+    /// from the model's active version.
+    async fn rescore_page(&mut self) -> kelvin_store::Result<bool> {
+        while let Some(pass) = self.passes.first() {
+            if !self.registry.is_active(&pass.tenant_id, &pass.model_id, pass.version) {
+                self.passes.remove(0);
+                continue;
+            }
+            let ids = self.db.lead_ids(&pass.tenant_id, &pass.after, PASS_BATCH).await?;
+            let Some(last) = ids.last().cloned() else {
+                tracing::info!(tenant = %pass.tenant_id, model = %pass.model_id,
+                    version = pass.version, "rescore pass finished");
+                self.passes.remove(0);
+                continue;
+            };
+            let mine: Vec<String> = ids
+                .into_iter()
+                .filter(|id| {
+                    self.owned
+                        .binary_search(&kelvin_store::partition_of(&pass.tenant_id, id))
+                        .is_ok()
+                })
+                .collect();
+            let versions = self.db.score_versions(&pass.tenant_id, &pass.model_id, &mine).await?;
+            let stale: Vec<String> =
+                mine.into_iter().filter(|id| versions.get(id) != Some(&pass.version)).collect();
+            let tenant = pass.tenant_id.clone();
+            if let Some(p) = self.passes.first_mut() {
+                p.after = last;
+            }
+            if stale.is_empty() {
+                continue;
+            }
+            let now = self.runtime.clock.now_ms();
+            let txn = self.db.begin(&self.owned).await?;
+            let touches = stale
+                .into_iter()
+                .map(|id| {
+                    (
+                        (tenant.clone(), id),
+                        Touch { events: Vec::new(), cause: Some(ChangeCause::Rescore) },
+                    )
+                })
+                .collect();
+            let after = self.score_leads(&txn, touches, now).await?;
+            self.finish(txn, after).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Scores the touched leads under every active model of their tenant and stages the
+    /// writes in `txn`.
+    async fn score_leads(
+        &self,
+        txn: &ScorerTxn,
+        touches: BTreeMap<(String, String), Touch>,
+        now: i64,
+    ) -> kelvin_store::Result<AfterCommit> {
+        let horizon_hours = i64::try_from(self.settings().horizon_days).unwrap_or(400) * 24;
+        let mut after = AfterCommit::default();
+        let mut by_tenant: BTreeMap<String, Vec<(String, Touch)>> = BTreeMap::new();
+        for ((tenant, lead), touch) in touches {
+            by_tenant.entry(tenant).or_default().push((lead, touch));
+        }
+        let mut rows = Vec::new();
+        let mut changes = Vec::new();
+        let mut follow_up = BTreeSet::new();
+        for (tenant, touched) in by_tenant {
+            let models = self.registry.models(&tenant);
+            if models.is_empty() {
+                // Nothing to score with; the first activation rescores every lead.
+                continue;
+            }
+            let ids: Vec<String> = touched.iter().map(|(l, _)| l.clone()).collect();
+            let leads: HashMap<String, _> =
+                txn.leads(&tenant, &ids).await?.into_iter().map(|l| (l.id.clone(), l)).collect();
+            let company_ids: Vec<String> = {
+                let set: BTreeSet<String> =
+                    leads.values().filter_map(|l| l.company_id.clone()).collect();
+                set.into_iter().collect()
+            };
+            let companies: HashMap<String, Company> = txn
+                .companies(&tenant, &company_ids)
+                .await?
+                .iter()
+                .map(|c| (c.id.clone(), engine_company(c)))
+                .collect();
+            let stored: HashMap<(String, String), StoredScore> = txn
+                .scores(&tenant, &ids)
+                .await?
+                .into_iter()
+                .map(|s| ((s.lead_id.clone(), s.model_id.clone()), s))
+                .collect();
+            // A lead is rebuilt from its stored events when any model has no usable state for
+            // the active version; otherwise the new events are absorbed.
+            let rebuild: Vec<String> = ids
+                .iter()
+                .filter(|id| {
+                    models.iter().any(|m| {
+                        stored.get(&((*id).clone(), m.model_id.clone())).is_none_or(|s| {
+                            s.model_version != m.version || LeadState::from_bytes(&s.state).is_err()
+                        })
+                    })
+                })
+                .cloned()
+                .collect();
+            let mut history: HashMap<String, Vec<StoredEvent>> = HashMap::new();
+            for e in txn.lead_events(&tenant, &rebuild).await? {
+                history.entry(e.lead_id.clone()).or_default().push(e);
+            }
+            for (lead_id, touch) in touched {
+                let Some(lead_row) = leads.get(&lead_id) else {
+                    continue; // erased meanwhile
+                };
+                let lead = engine_lead(lead_row);
+                let company = lead_row.company_id.as_ref().and_then(|c| companies.get(c));
+                let is_rebuild = rebuild.contains(&lead_id);
+                let full = is_rebuild.then(|| history.remove(&lead_id).unwrap_or_default());
+                if let Some(all) = &full {
+                    // Work for events the rebuild absorbed, other than this batch's own, is
+                    // done too.
+                    let batch: BTreeSet<i64> = touch.events.iter().map(|e| e.seq).collect();
+                    let absorbed: Vec<i64> =
+                        all.iter().map(|e| e.seq).filter(|s| !batch.contains(s)).collect();
+                    txn.consume_absorbed(&tenant, &lead_id, &absorbed).await?;
+                }
+                for m in models {
+                    let old = stored.get(&(lead_id.clone(), m.model_id.clone()));
+                    let (mut state, count) = match (&full, old) {
+                        (Some(all), _) => {
+                            let events: Vec<_> = all.iter().map(engine_event).collect();
+                            (LeadState::from_events(&m.compiled, &events), all.len() as i64)
+                        }
+                        (_, Some(o)) => {
+                            let mut s = LeadState::from_bytes(&o.state).unwrap_or_default();
+                            for e in &touch.events {
+                                s.absorb(&m.compiled, &engine_event(e));
+                            }
+                            (s, o.event_count + touch.events.len() as i64)
+                        }
+                        (_, None) => {
+                            let events: Vec<_> = touch.events.iter().map(engine_event).collect();
+                            (LeadState::from_events(&m.compiled, &events), events.len() as i64)
+                        }
+                    };
+                    state.prune(&m.compiled, now);
+                    state.shrink_to_fit();
+                    let score = state.score(&m.compiled, &lead, company, now);
+                    let next_check =
+                        state.next_band_change(&m.compiled, &lead, company, now, horizon_hours);
+                    let changed = old.is_none_or(|o| {
+                        o.total != score.total.0
+                            || o.band != score.band
+                            || o.model_version != m.version
+                    });
+                    if changed {
+                        let cause = if old.is_some_and(|o| o.model_version != m.version) {
+                            ChangeCause::Rescore
+                        } else {
+                            touch.cause.unwrap_or(ChangeCause::Events)
+                        };
+                        changes.push(NewChange {
+                            tenant_id: tenant.clone(),
+                            lead_id: lead_id.clone(),
+                            model_id: m.model_id.clone(),
+                            model_version: m.version,
+                            previous_band: old.map(|o| o.band.clone()).unwrap_or_default(),
+                            band: score.band.clone(),
+                            previous_total: old.map_or(0, |o| o.total),
+                            total: score.total.0,
+                            cause,
+                            time_ms: now,
+                        });
+                    }
+                    let company_changed = old.is_none_or(|o| o.company_id != lead_row.company_id);
+                    if let Some(c) = &lead_row.company_id
+                        && (changed || company_changed)
+                    {
+                        follow_up.insert((tenant.clone(), c.clone()));
+                    }
+                    let row = StoredScore {
+                        tenant_id: tenant.clone(),
+                        model_id: m.model_id.clone(),
+                        lead_id: lead_id.clone(),
+                        company_id: lead_row.company_id.clone(),
+                        model_version: m.version,
+                        fit: score.fit.0,
+                        engagement: score.engagement.0,
+                        total: score.total.0,
+                        band: score.band.clone(),
+                        disqualification: score.disqualified.map(|d| d.reason).unwrap_or_default(),
+                        state: state.to_bytes(),
+                        event_count: count,
+                        as_of_ms: now,
+                        next_check_ms: next_check,
+                        update_time_ms: if changed {
+                            now
+                        } else {
+                            old.map_or(now, |o| o.update_time_ms)
+                        },
+                    };
+                    after.cache_writes.push(cache_entry(&row));
+                    rows.push(row);
+                }
+            }
+        }
+        after.scored = rows.len();
+        after.changes = changes.len();
+        txn.put_scores(rows).await?;
+        txn.append_changes(changes).await?;
+        let work: Vec<NewWork> = follow_up
+            .into_iter()
+            .map(|(tenant_id, company)| NewWork {
+                tenant_id,
+                kind: WorkKind::Company,
+                subject_id: company,
+                event_seq: None,
+            })
+            .collect();
+        txn.enqueue(work, now).await?;
+        Ok(after)
+    }
+
+    /// Recomputes company scores from their leads' stored scores; companies whose attributes
+    /// changed also send their leads to be rescored (fit rules may read the company).
+    async fn score_companies(
+        &self,
+        txn: &ScorerTxn,
+        companies: BTreeSet<(String, String, bool)>,
+        now: i64,
+    ) -> kelvin_store::Result<()> {
+        let mut fan_out = Vec::new();
+        for (tenant, company_id, attributes_changed) in companies {
+            let company = txn
+                .companies(&tenant, std::slice::from_ref(&company_id))
+                .await?
+                .first()
+                .map(engine_company)
+                .unwrap_or_default();
+            for m in self.registry.models(&tenant) {
+                let members = txn.company_member_scores(&tenant, &m.model_id, &company_id).await?;
+                let scores: Vec<Score> = members.iter().map(summary).collect();
+                let key = (tenant.as_str(), m.model_id.as_str(), company_id.as_str());
+                let computed =
+                    m.compiled.score_company(&company, &scores).map(|cs| StoredCompanyScore {
+                        tenant_id: tenant.clone(),
+                        model_id: m.model_id.clone(),
+                        company_id: company_id.clone(),
+                        model_version: m.version,
+                        fit: cs.fit.0,
+                        leads: cs.leads.0,
+                        total: cs.total.0,
+                        band: cs.band.unwrap_or_default(),
+                        lead_count: i32::try_from(members.len()).unwrap_or(i32::MAX),
+                        update_time_ms: now,
+                    });
+                txn.put_company_score(key, computed).await?;
+            }
+            if attributes_changed {
+                for lead in txn.company_lead_ids(&tenant, &company_id).await? {
+                    fan_out.push(NewWork {
+                        tenant_id: tenant.clone(),
+                        kind: WorkKind::Lead,
+                        subject_id: lead,
+                        event_seq: None,
+                    });
+                }
+            }
+        }
+        txn.enqueue(fan_out, now).await
+    }
+}
+
+/// A stored score as the engine's company aggregation reads it (totals and exclusions).
+fn summary(s: &StoredScore) -> Score {
+    Score {
+        fit: Points(s.fit),
+        engagement: Points(s.engagement),
+        total: Points(s.total),
+        band: s.band.clone(),
+        action: None,
+        grade: None,
+        disqualified: (!s.disqualification.is_empty()).then(|| Disqualification {
+            rule_id: String::new(),
+            reason: s.disqualification.clone(),
+        }),
+        contributions: Vec::new(),
+    }
+}
+
+/// The cache entry of a stored score.
+pub(crate) fn cache_entry(s: &StoredScore) -> (Namespace, String, Vec<u8>) {
+    (
+        Namespace::Tenant(s.tenant_id.clone()),
+        score_key(&s.model_id, &s.lead_id),
+        convert::lead_score(s).encode_to_vec(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_partition_has_exactly_one_owner() {
+        for members in [vec![0], vec![0, 1], vec![0, 1, 2], vec![3, 7, 8, 100]] {
+            let mut all: Vec<i32> = members.iter().flat_map(|&m| assignment(&members, m)).collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..PARTITIONS).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_member_leaving_moves_only_its_share() {
+        let before = [0, 1, 2];
+        let after = [0, 2];
+        for p in 0..PARTITIONS {
+            let owner = |ms: &[i32]| ms.iter().copied().max_by_key(|&m| (weight(m, p), m));
+            if owner(&before) != Some(1) {
+                assert_eq!(owner(&before), owner(&after));
+            }
+        }
+        let shares: Vec<usize> = before.iter().map(|&m| assignment(&before, m).len()).collect();
+        assert!(shares.iter().all(|&n| n > 10), "{shares:?}");
+    }
+}
