@@ -12,6 +12,7 @@ use kelvin_integration_tests::{TestApp, authed, days_from_now, fixtures, spawn_a
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_client::IngestServiceClient;
 use kelvin_proto::v1::model_service_client::ModelServiceClient;
+use kelvin_proto::v1::scoring_service_client::ScoringServiceClient;
 use prost::Message;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -583,6 +584,156 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        Case {
+            rpc: "GetScore",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .get_score(authed(
+                            token,
+                            pb::GetScoreRequest {
+                                tenant_id: t.tenant.clone(),
+                                lead_id: "l1".into(),
+                                model_id: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "BatchGetScores",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .batch_get_scores(authed(
+                            token,
+                            pb::BatchGetScoresRequest {
+                                tenant_id: t.tenant.clone(),
+                                lead_ids: vec!["l1".into()],
+                                model_id: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ExplainScore",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .explain_score(authed(
+                            token,
+                            pb::ExplainScoreRequest {
+                                tenant_id: t.tenant.clone(),
+                                lead_id: "l1".into(),
+                                model_id: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ListLeads",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .list_leads(authed(
+                            token,
+                            pb::ListLeadsRequest {
+                                tenant_id: t.tenant.clone(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "GetCompanyScore",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .get_company_score(authed(
+                            token,
+                            pb::GetCompanyScoreRequest {
+                                tenant_id: t.tenant.clone(),
+                                company_id: "c1".into(),
+                                model_id: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "ListCompanies",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .list_companies(authed(
+                            token,
+                            pb::ListCompaniesRequest {
+                                tenant_id: t.tenant.clone(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "GetScoreHistory",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .get_score_history(authed(
+                            token,
+                            pb::GetScoreHistoryRequest {
+                                tenant_id: t.tenant.clone(),
+                                lead_id: "l1".into(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "WatchScoreChanges",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .watch_score_changes(authed(
+                            token,
+                            pb::WatchScoreChangesRequest {
+                                tenant_id: t.tenant.clone(),
+                                after_cursor: -1,
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "GetRescoreStatus",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .get_rescore_status(authed(
+                            token,
+                            pb::GetRescoreStatusRequest {
+                                tenant_id: t.tenant.clone(),
+                                model_id: String::new(),
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
         // Not addressed by resource: a tenant token may not create organizations at all, and
         // the list shows its own organization only (checked below).
         Case {
@@ -649,11 +800,16 @@ fn event(id: &str) -> pb::EventInput {
     }
 }
 
+fn scoring(app: &TestApp) -> ScoringServiceClient<Channel> {
+    ScoringServiceClient::new(app.channel.clone())
+}
+
 fn models(app: &TestApp) -> ModelServiceClient<Channel> {
     ModelServiceClient::new(app.channel.clone())
 }
 
-/// A published model `default` and, in its organization, a template `standard`.
+/// A published model `default`, a lead `l1` of company `c1` with a score (and so a history, a
+/// company score and a change stream) and, in its organization, a template `standard`.
 async fn resources(app: &TestApp, org: &str, tenant: &str) {
     let admin = &app.admin_token;
     models(app)
@@ -692,6 +848,46 @@ async fn resources(app: &TestApp, org: &str, tenant: &str) {
         ))
         .await
         .unwrap();
+    ingest(app)
+        .upsert_leads(authed(
+            admin,
+            pb::UpsertLeadsRequest {
+                tenant_id: tenant.into(),
+                leads: vec![pb::LeadInput {
+                    lead_id: "l1".into(),
+                    company_id: "c1".into(),
+                    ..Default::default()
+                }],
+            },
+        ))
+        .await
+        .unwrap();
+    ingest(app)
+        .ingest_events(authed(
+            admin,
+            pb::IngestEventsRequest { tenant_id: tenant.into(), events: vec![event("seed")] },
+        ))
+        .await
+        .unwrap();
+    kelvin_integration_tests::eventually(
+        std::time::Duration::from_secs(20),
+        "l1's score",
+        || async {
+            let company = scoring(app)
+                .get_company_score(authed(
+                    admin,
+                    pb::GetCompanyScoreRequest {
+                        tenant_id: tenant.into(),
+                        company_id: "c1".into(),
+                        model_id: String::new(),
+                    },
+                ))
+                .await
+                .ok()?;
+            company.into_inner().score.filter(|c| c.lead_count == 1)
+        },
+    )
+    .await;
     let template = pb::Template {
         organization_id: org.into(),
         template_id: "standard".into(),

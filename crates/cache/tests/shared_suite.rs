@@ -43,6 +43,37 @@ async fn delete(c: &dyn Cache) {
     assert!(!c.delete(&ns, "never-set").await.unwrap());
 }
 
+async fn set_if_absent_never_overwrites(c: &dyn Cache) {
+    let ns = tenant("acme");
+    let ttl = Duration::from_secs(60);
+    assert!(c.set_if_absent(&ns, "k", b"refill", ttl).await.unwrap());
+    assert!(!c.set_if_absent(&ns, "k", b"older refill", ttl).await.unwrap());
+    assert_eq!(c.get(&ns, "k").await.unwrap(), Some(b"refill".to_vec()));
+    // A write-through replaces it; a late refill does not undo that.
+    c.set(&ns, "k", b"write-through", Some(ttl)).await.unwrap();
+    assert!(!c.set_if_absent(&ns, "k", b"late refill", ttl).await.unwrap());
+    assert_eq!(c.get(&ns, "k").await.unwrap(), Some(b"write-through".to_vec()));
+    // Expired entries count as absent.
+    c.set(&ns, "short", b"v", Some(Duration::from_millis(50))).await.unwrap();
+    wait_until_gone(c, &ns, "short").await;
+    assert!(c.set_if_absent(&ns, "short", b"again", ttl).await.unwrap());
+    assert!(!c.set_if_absent(&ns, "zero", b"v", Duration::ZERO).await.unwrap());
+    assert_eq!(c.get(&ns, "zero").await.unwrap(), None);
+}
+
+async fn set_many_spans_namespaces(c: &dyn Cache) {
+    let entries = vec![
+        (tenant("a"), "k".to_owned(), b"1".to_vec()),
+        (tenant("b"), "k".to_owned(), b"2".to_vec()),
+        (tenant("a"), "j".to_owned(), b"3".to_vec()),
+    ];
+    c.set_many(&entries, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(c.get(&tenant("a"), "k").await.unwrap(), Some(b"1".to_vec()));
+    assert_eq!(c.get(&tenant("b"), "k").await.unwrap(), Some(b"2".to_vec()));
+    assert_eq!(c.get(&tenant("a"), "j").await.unwrap(), Some(b"3".to_vec()));
+    c.set_many(&[], Duration::from_secs(1)).await.unwrap();
+}
+
 /// Polls instead of asserting after a fixed sleep, so a slow machine only slows
 /// the test down rather than failing it.
 async fn wait_until_gone(c: &dyn Cache, ns: &Namespace, key: &str) {
@@ -279,6 +310,8 @@ suite!(
     large_value,
     unicode_keys,
     ping,
+    set_if_absent_never_overwrites,
+    set_many_spans_namespaces,
 );
 
 // ---------------------------------------------------------------- connect()
