@@ -13,9 +13,11 @@ use anyhow::{Context, Result, bail};
 
 use crate::cmd::{cargo, run};
 use crate::phase;
+use crate::servers::Services;
+use crate::tools::{Apt, ensure_server_tools};
 
 /// Every bench, in the order `cargo xtask bench` runs them.
-const BENCHES: &[&str] = &["engine"];
+const BENCHES: &[&str] = &["engine", "ingest"];
 
 pub fn bench(root: &Path, args: &[&str]) -> Result<ExitCode> {
     let smoke = args.contains(&"--smoke");
@@ -28,6 +30,9 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<ExitCode> {
     let out = root.join("target").join("bench");
     if selected("engine") {
         phase("engine bench", || engine(root, &out, smoke))?;
+    }
+    if selected("ingest") {
+        phase("ingest bench", || ingest(root, &out, smoke))?;
     }
     eprintln!("xtask: reports in {}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -48,4 +53,72 @@ fn engine(root: &Path, out: &Path, smoke: bool) -> Result<()> {
         cmd.arg("--smoke");
     }
     run(cmd.current_dir(root)).context("the engine bench failed")
+}
+
+/// `kelvin-bench ingest --smoke` with the debug binaries `cargo xtask test` built, against its
+/// PostgreSQL (a database of its own) and Redis.
+pub fn ingest_smoke(root: &Path, services: &Services) -> Result<()> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin_dir = target.join("debug");
+    let url = services.create_database("bench_smoke")?;
+    let out = target.join("bench").join("smoke");
+    run(std::process::Command::new(bin_dir.join("kelvin-bench"))
+        .arg("ingest")
+        .arg("--database-url")
+        .arg(url)
+        .arg("--redis-url")
+        .arg(services.redis_url())
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .arg("--out")
+        .arg(out)
+        .arg("--smoke")
+        .env("RUST_LOG", "warn")
+        .current_dir(root))
+    .context("kelvin-bench ingest --smoke failed")
+}
+
+/// Builds the services and `kelvin-bench` in release, starts PostgreSQL (fsync on) and Redis,
+/// and runs `kelvin-bench ingest` (COPY baseline, B2, B3, scoring throughput, B4).
+fn ingest(root: &Path, out: &Path, smoke: bool) -> Result<()> {
+    let mut apt = Apt::new()?;
+    let tools = ensure_server_tools(&mut apt)?;
+    run(cargo()
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "kelvin-bench",
+            "-p",
+            "kelvin-ingest",
+            "-p",
+            "kelvin-scoring",
+        ])
+        .current_dir(root))
+    .context("the release build failed")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin_dir = target.join("release");
+    let services = Services::start_with(&tools, true)?;
+    let mut cmd = std::process::Command::new(bin_dir.join("kelvin-bench"));
+    cmd.arg("ingest")
+        .arg("--database-url")
+        .arg(services.database_url())
+        .arg("--redis-url")
+        .arg(services.redis_url())
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .arg("--out")
+        .arg(out);
+    if smoke {
+        cmd.arg("--smoke");
+    }
+    let result = run(cmd.current_dir(root)).context("the ingest bench failed");
+    if result.is_err() {
+        services.print_log_tails(40);
+    }
+    result
 }

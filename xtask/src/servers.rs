@@ -42,11 +42,19 @@ pub struct Services {
     watchdog: Option<Child>,
     pg_port: Option<u16>,
     redis_port: Option<u16>,
+    /// PostgreSQL flushes every commit to disk (benchmarks); tests turn that off for speed.
+    durable: bool,
 }
 
 impl Services {
     /// Starts both servers; whatever did start is stopped again if the other fails.
     pub fn start(tools: &ServerTools) -> Result<Self> {
+        Self::start_with(tools, false)
+    }
+
+    /// [`Services::start`] with PostgreSQL's `fsync` and `synchronous_commit` on when
+    /// `durable` (what benchmarks measure against).
+    pub fn start_with(tools: &ServerTools, durable: bool) -> Result<Self> {
         let dir = make_dir(tools.runuser.is_some())?;
         let mut services = Self {
             dir,
@@ -55,6 +63,7 @@ impl Services {
             watchdog: None,
             pg_port: None,
             redis_port: None,
+            durable,
         };
         services.watchdog = Some(services.spawn_watchdog()?);
         services.start_postgres(tools)?;
@@ -64,6 +73,20 @@ impl Services {
 
     pub fn database_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.pg_port.unwrap_or_default())
+    }
+
+    /// Creates database `name` (dropping an older one) and returns its URL.
+    pub fn create_database(&self, name: &str) -> Result<String> {
+        let port = self.pg_port.unwrap_or_default().to_string();
+        for program in ["dropdb", "createdb"] {
+            let mut cmd = Command::new(self.pg_ctl.with_file_name(program));
+            cmd.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"]);
+            if program == "dropdb" {
+                cmd.arg("--if-exists");
+            }
+            output(cmd.arg(name)).with_context(|| format!("{program} {name} failed"))?;
+        }
+        Ok(format!("postgres://postgres@127.0.0.1:{port}/{name}"))
     }
 
     pub fn redis_url(&self) -> String {
@@ -137,9 +160,13 @@ impl Services {
             bail!("the temp dir's path {dir} contains a quote");
         }
         // pg_ctl hands -o to a shell, hence the quotes around the socket dir.
+        let durability = if self.durable {
+            "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let options = format!(
-            "-p {port} -k '{dir}' -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            "-p {port} -k '{dir}' -c listen_addresses=127.0.0.1 {durability} -c max_connections=300"
         );
         let mut pg_ctl = self.pg_command(&self.pg_ctl);
         pg_ctl.arg("-D").arg(&data).arg("-l").arg(self.pg_log()).args(["-w", "-s", "-o"]);

@@ -39,19 +39,25 @@ pub fn test(root: &Path) -> Result<ExitCode> {
             .context("the workspace's tests do not build")
     })?;
 
-    let passes = {
+    let (passes, smoke_ok) = {
         let services = phase("start servers", || Services::start(&tools))?;
         let env = PassEnv { root, venv: &venv, services: &services, threads };
         let passes = vec![run_pass(&env, Backend::Sqlite), run_pass(&env, Backend::Postgres)];
-        if passes.iter().any(|p| !p.ok()) {
+        // The load benchmark in smoke mode (tiny sizes, debug build) so that it cannot rot.
+        let smoke = phase("bench smoke", || crate::bench::ingest_smoke(root, &services));
+        if let Err(error) = &smoke {
+            eprintln!("xtask: bench smoke failed: {error:#}");
+        }
+        if passes.iter().any(|p| !p.ok()) || smoke.is_err() {
             services.print_log_tails(40);
         }
-        passes
+        (passes, smoke.is_ok())
         // `services` drops here: servers stop before the summary, so it stays the last output.
     };
 
     print_summary(&passes);
-    Ok(if passes.iter().all(PassResult::ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let ok = passes.iter().all(PassResult::ok) && smoke_ok;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn test_threads() -> Result<u32> {
