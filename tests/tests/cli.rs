@@ -225,6 +225,86 @@ async fn every_subcommand_against_a_running_server() {
     assert_eq!(audit[0]["action"], "model.rollback");
     assert_eq!(audit[0]["reason"], "back");
 
+    // Scores: get (waiting for the worker), top, explain, history, rescore, watch.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let got = loop {
+        let endpoint = format!("http://{}", app.addr);
+        let out = ctl.raw(&[
+            "--endpoint",
+            &endpoint,
+            "--token",
+            &app.admin_token,
+            "-o",
+            "json",
+            "scores",
+            "get",
+            "--tenant",
+            "client-a",
+            "l1",
+        ]);
+        if out.status.success() {
+            break serde_json::from_slice::<Value>(&out.stdout).unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "l1 was never scored");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(got[0]["lead_id"], "l1");
+    let total = got[0]["total"].as_f64().unwrap();
+    let top = ctl.json(&["scores", "top", "--tenant", "client-a", "--limit", "5"]);
+    assert_eq!(top[0]["lead_id"], "l1");
+    let explained = ctl.json(&["scores", "explain", "--tenant", "client-a", "l1"]);
+    assert_eq!(explained["total"].as_f64(), Some(total));
+    let lines = explained["contributions"].as_array().unwrap();
+    let sum: f64 = lines.iter().map(|c| c["points"].as_f64().unwrap()).sum();
+    assert!((sum - total).abs() < 1e-6, "{sum} vs {total}");
+    let pricing = lines.iter().find(|c| c["rule_id"] == "pricing_page").unwrap();
+    assert_eq!(pricing["event_ids"], serde_json::json!(["e1"]));
+    let history = ctl.json(&["scores", "history", "--tenant", "client-a", "--all", "l1"]);
+    assert!(!history.as_array().unwrap().is_empty());
+    let rescore = ctl.json(&["scores", "rescore", "--tenant", "client-a"]);
+    assert_eq!(rescore["model_id"], "default");
+    let endpoint = format!("http://{}", app.addr);
+    let out = ctl.raw(&[
+        "--endpoint",
+        &endpoint,
+        "--token",
+        &app.admin_token,
+        "-o",
+        "json",
+        "watch",
+        "--tenant",
+        "client-a",
+        "--all",
+        "--after",
+        "-1",
+        "--limit",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["cursor"], 1);
+    let out = ctl.raw(&[
+        "--endpoint",
+        &endpoint,
+        "--token",
+        &app.admin_token,
+        "scores",
+        "explain",
+        "--tenant",
+        "client-a",
+        "l1",
+    ]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.starts_with("lead l1: total")
+            && table.contains("RULE")
+            && table.contains("pricing_page"),
+        "{table}"
+    );
+    let stderr = ctl.fails(&["scores", "get", "--tenant", "client-a", "nobody"]);
+    assert!(stderr.contains("nobody"), "{stderr}");
+
     // Server errors show the field and exit non-zero.
     let stderr = ctl.fails(&["tenants", "create", "--org", "agency", "Bad_Id"]);
     assert!(stderr.contains("tenant_id") && stderr.contains("InvalidArgument"), "{stderr}");

@@ -7,6 +7,7 @@ use kelvin_proto::convert::{json_struct, struct_json, timestamp};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_client::IngestServiceClient;
 use kelvin_proto::v1::model_service_client::ModelServiceClient;
+use kelvin_proto::v1::scoring_service_client::ScoringServiceClient;
 use kelvin_proto::v1::tenant_service_client::TenantServiceClient;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
@@ -16,7 +17,9 @@ use tonic_types::StatusExt;
 use crate::context::{self, ConfigFile, Context};
 use crate::output::{self, Format};
 use crate::resources as res;
-use crate::{Cli, Command, ContextCmd, EventCmd, KeyCmd, ModelCmd, OrgCmd, TemplateCmd, TenantCmd};
+use crate::{
+    Cli, Command, ContextCmd, EventCmd, KeyCmd, ModelCmd, OrgCmd, ScoreCmd, TemplateCmd, TenantCmd,
+};
 
 /// A connection and its token.
 struct Kelvin {
@@ -55,6 +58,190 @@ impl Kelvin {
     fn ingest(&self) -> IngestServiceClient<Channel> {
         IngestServiceClient::new(self.channel.clone())
     }
+
+    fn scoring(&self) -> ScoringServiceClient<Channel> {
+        ScoringServiceClient::new(self.channel.clone())
+    }
+}
+
+const SCORE_COLUMNS: &[output::Column] = &[
+    ("LEAD", "lead_id"),
+    ("TOTAL", "total"),
+    ("BAND", "band"),
+    ("FIT", "fit"),
+    ("ENGAGEMENT", "engagement"),
+    ("VERSION", "model_version"),
+    ("UPDATED", "update_time"),
+];
+
+const SCORE_CHANGE_COLUMNS: &[output::Column] = &[
+    ("CURSOR", "cursor"),
+    ("TIME", "time"),
+    ("LEAD", "lead_id"),
+    ("FROM", "previous_band"),
+    ("TO", "band"),
+    ("TOTAL", "total"),
+    ("CAUSE", "cause"),
+];
+
+async fn scores_cmd(k: &Kelvin, cmd: ScoreCmd, format: Format) -> Result<()> {
+    match cmd {
+        ScoreCmd::Get { tenant, model, leads } => {
+            let reply = k
+                .scoring()
+                .batch_get_scores(k.req(pb::BatchGetScoresRequest {
+                    tenant_id: tenant,
+                    lead_ids: leads,
+                    model_id: model,
+                })?)
+                .await?
+                .into_inner();
+            for missing in &reply.missing_lead_ids {
+                eprintln!("no score for lead `{missing}` (unknown, or not scored yet)");
+            }
+            let rows: Vec<Value> = reply.scores.into_iter().map(res::lead_score).collect();
+            output::print(format, &Value::Array(rows), SCORE_COLUMNS)?;
+            if !reply.missing_lead_ids.is_empty() {
+                bail!("{} lead(s) without a score", reply.missing_lead_ids.len());
+            }
+            Ok(())
+        }
+        ScoreCmd::Top { tenant, model, band, min, limit } => {
+            let reply = k
+                .scoring()
+                .list_leads(k.req(pb::ListLeadsRequest {
+                    tenant_id: tenant,
+                    model_id: model,
+                    band,
+                    min_score: min,
+                    page_size: limit,
+                    ..Default::default()
+                })?)
+                .await?
+                .into_inner();
+            let rows: Vec<Value> = reply.scores.into_iter().map(res::lead_score).collect();
+            output::print(format, &Value::Array(rows), SCORE_COLUMNS)
+        }
+        ScoreCmd::Explain { tenant, model, lead } => {
+            let reply = k
+                .scoring()
+                .explain_score(k.req(pb::ExplainScoreRequest {
+                    tenant_id: tenant,
+                    lead_id: lead,
+                    model_id: model,
+                })?)
+                .await?
+                .into_inner()
+                .score
+                .unwrap_or_default();
+            let contributions = reply.score.clone().unwrap_or_default().contributions;
+            let mut value = res::lead_score(reply);
+            let lines: Vec<Value> = contributions.into_iter().map(res::contribution).collect();
+            if format == Format::Table {
+                println!(
+                    "lead {}: total {} ({}), fit {}, engagement {}, model version {}, as of {}",
+                    value["lead_id"].as_str().unwrap_or_default(),
+                    value["total"],
+                    value["band"].as_str().unwrap_or_default(),
+                    value["fit"],
+                    value["engagement"],
+                    value["model_version"],
+                    value["as_of"].as_str().unwrap_or_default(),
+                );
+                return output::print(
+                    format,
+                    &Value::Array(lines),
+                    &[
+                        ("RULE", "rule_id"),
+                        ("KIND", "kind"),
+                        ("POINTS", "points"),
+                        ("EVENTS", "events"),
+                        ("DECAY / CAP", "detail"),
+                    ],
+                );
+            }
+            value["contributions"] = Value::Array(lines);
+            output::print(format, &value, &[])
+        }
+        ScoreCmd::History { tenant, model, all, lead } => {
+            let reply = k
+                .scoring()
+                .get_score_history(k.req(pb::GetScoreHistoryRequest {
+                    tenant_id: tenant,
+                    lead_id: lead,
+                    model_id: model,
+                    include_score_changes: all,
+                    page_size: 100,
+                    ..Default::default()
+                })?)
+                .await?
+                .into_inner();
+            let rows: Vec<Value> = reply.changes.into_iter().map(res::score_change).collect();
+            output::print(format, &Value::Array(rows), SCORE_CHANGE_COLUMNS)
+        }
+        ScoreCmd::Rescore { tenant, model } => {
+            let reply = k
+                .scoring()
+                .get_rescore_status(
+                    k.req(pb::GetRescoreStatusRequest { tenant_id: tenant, model_id: model })?,
+                )
+                .await?
+                .into_inner();
+            output::print(
+                format,
+                &res::rescore_status(reply),
+                &[
+                    ("MODEL", "model_id"),
+                    ("VERSION", "model_version"),
+                    ("RESCORED", "rescored_leads"),
+                    ("LEADS", "total_leads"),
+                    ("DONE", "done"),
+                ],
+            )
+        }
+    }
+}
+
+/// Prints changes as they arrive: one table row, or one JSON/YAML document, per change.
+async fn watch(
+    k: &Kelvin,
+    request: pb::WatchScoreChangesRequest,
+    limit: Option<usize>,
+    format: Format,
+) -> Result<()> {
+    use std::io::Write as _;
+    let mut stream = k.scoring().watch_score_changes(k.req(request)?).await?.into_inner();
+    if format == Format::Table {
+        println!(
+            "{:<8}  {:<20}  {:<24}  {:<10}  {:<10}  {:>8}  CAUSE",
+            "CURSOR", "TIME", "LEAD", "FROM", "TO", "TOTAL"
+        );
+    }
+    let mut seen = 0;
+    while let Some(message) = stream.message().await? {
+        let Some(change) = message.change else { continue };
+        let v = res::score_change(change);
+        match format {
+            Format::Table => println!(
+                "{:<8}  {:<20}  {:<24}  {:<10}  {:<10}  {:>8}  {}",
+                v["cursor"],
+                v["time"].as_str().unwrap_or_default(),
+                v["lead_id"].as_str().unwrap_or_default(),
+                v["previous_band"].as_str().unwrap_or_default(),
+                v["band"].as_str().unwrap_or_default(),
+                v["total"],
+                v["cause"].as_str().unwrap_or_default(),
+            ),
+            Format::Json => println!("{}", serde_json::to_string(&v)?),
+            Format::Yaml => print!("---\n{}", serde_saphyr::to_string(&v)?),
+        }
+        std::io::stdout().flush()?;
+        seen += 1;
+        if limit.is_some_and(|l| seen >= l) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Prints a server error with its code and, for invalid documents, every field problem.
@@ -293,6 +480,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                     ("REJECTS", "rejects_file"),
                 ],
             )
+        }
+        Command::Scores(cmd) => scores_cmd(&k, cmd, format).await,
+        Command::Watch { tenant, model, all, after, limit } => {
+            let request = pb::WatchScoreChangesRequest {
+                tenant_id: tenant,
+                after_cursor: after,
+                model_id: model,
+                band_changes_only: !all,
+            };
+            watch(&k, request, limit, format).await
         }
         Command::Audit { org, tenant, model, action, limit } => {
             let events = k

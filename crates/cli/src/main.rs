@@ -79,6 +79,26 @@ pub enum Command {
         #[arg(long)]
         max_rows: Option<u64>,
     },
+    /// Scores: current scores, rankings, explanations, history, rescore progress.
+    #[command(subcommand, alias = "score")]
+    Scores(ScoreCmd),
+    /// Follow a tenant's score changes live (band changes unless --all); resumable with
+    /// --after CURSOR.
+    Watch {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "")]
+        model: String,
+        /// Every score change, not only band changes.
+        #[arg(long)]
+        all: bool,
+        /// Resume after this cursor (-1: from the start of the retained history; 0: from now).
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        after: i64,
+        /// Stop after this many changes.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// The audit log.
     Audit {
         #[arg(long)]
@@ -242,6 +262,57 @@ pub enum TemplateCmd {
     List {
         #[arg(long)]
         org: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScoreCmd {
+    /// Current scores of leads.
+    Get {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "")]
+        model: String,
+        #[arg(required = true)]
+        leads: Vec<String>,
+    },
+    /// The highest-scored leads, optionally of one band or above a score.
+    Top {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "")]
+        model: String,
+        #[arg(long, default_value = "")]
+        band: String,
+        #[arg(long)]
+        min: Option<f64>,
+        #[arg(long, default_value_t = 20)]
+        limit: i32,
+    },
+    /// Why a lead has its score: every rule's points, the events behind them, decay.
+    Explain {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "")]
+        model: String,
+        lead: String,
+    },
+    /// A lead's band transitions (every change with --all), newest first.
+    History {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "")]
+        model: String,
+        #[arg(long)]
+        all: bool,
+        lead: String,
+    },
+    /// Progress of rescoring after a publish or rollback.
+    Rescore {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "")]
+        model: String,
     },
 }
 

@@ -88,3 +88,47 @@ pub fn audit_event(e: pb::AuditEvent) -> Value {
         "before": object(e.before), "after": object(e.after),
     })
 }
+
+pub fn lead_score(s: pb::LeadScore) -> Value {
+    let score = s.score.unwrap_or_default();
+    json!({
+        "lead_id": s.lead_id, "model_id": s.model_id, "total": score.total, "band": score.band,
+        "fit": score.fit, "engagement": score.engagement, "model_version": score.model_version,
+        "disqualification": score.disqualification_reason, "company_id": s.company_id,
+        "as_of": time(score.as_of), "update_time": time(s.update_time),
+    })
+}
+
+pub fn contribution(c: pb::Contribution) -> Value {
+    json!({
+        "rule_id": c.rule_id, "kind": c.kind, "points": c.points, "events": c.event_ids.len(),
+        "event_ids": c.event_ids, "detail": c.detail,
+    })
+}
+
+fn cause(c: i32) -> &'static str {
+    match pb::ChangeCause::try_from(c) {
+        Ok(pb::ChangeCause::Events) => "events",
+        Ok(pb::ChangeCause::Attributes) => "attributes",
+        Ok(pb::ChangeCause::Time) => "time",
+        Ok(pb::ChangeCause::Rescore) => "rescore",
+        _ => "",
+    }
+}
+
+pub fn score_change(c: pb::ScoreChange) -> Value {
+    json!({
+        "cursor": c.cursor, "lead_id": c.lead_id, "model_id": c.model_id,
+        "model_version": c.model_version, "previous_band": c.previous_band, "band": c.band,
+        "previous_total": c.previous_total, "total": c.total, "cause": cause(c.cause),
+        "time": time(c.time),
+    })
+}
+
+pub fn rescore_status(s: pb::GetRescoreStatusResponse) -> Value {
+    json!({
+        "model_id": s.model_id, "model_version": s.model_version,
+        "activate_time": time(s.activate_time), "total_leads": s.total_leads,
+        "rescored_leads": s.rescored_leads, "done": s.done,
+    })
+}

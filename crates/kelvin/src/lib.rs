@@ -1,6 +1,8 @@
 //! The all-in-one Kelvin: every service in one process, on one port. The embedded default runs
 //! on SQLite in a data directory with the in-process cache; tests use it too.
 
+pub mod demo;
+
 use kelvin_config::Config;
 use kelvin_server::MountFn;
 

@@ -696,8 +696,15 @@ impl std::fmt::Debug for ScorerTxn {
 impl ScorerTxn {
     /// Up to `limit` queue rows of `partitions`, oldest first.
     pub async fn work(&self, partitions: &[i32], limit: u64) -> Result<Vec<WorkItem>> {
-        Ok(scoring_queue::Entity::find()
-            .filter(scoring_queue::Column::Partition.is_in(partitions.iter().copied()))
+        let mut query = scoring_queue::Entity::find();
+        // Owning every partition, read in id order without a filter: the primary key index
+        // answers the LIMIT at once, where an IN list over all partitions makes PostgreSQL
+        // sort the whole backlog.
+        if partitions.len() < PARTITIONS as usize {
+            query =
+                query.filter(scoring_queue::Column::Partition.is_in(partitions.iter().copied()));
+        }
+        Ok(query
             .order_by_asc(scoring_queue::Column::Id)
             .limit(limit)
             .all(&self.txn)
