@@ -22,16 +22,20 @@ usage: cargo xtask <command>
 commands:
   test       install what the tests need, lint the contract with buf, check the Helm chart,
              then run the workspace's tests against SQLite and against PostgreSQL (with Redis),
-             and print a summary (KELVIN_TEST_THREADS: threads per test binary, default 4)
+             then the ingest bench in smoke mode, and print a summary (KELVIN_TEST_THREADS:
+             threads per test binary, default 4)
   services   start throwaway PostgreSQL and Redis, print their URLs as `export` lines, and
              stop them when stdin closes or on ctrl-c
   lint       buf lint, cargo fmt --check and cargo clippy -D warnings
   chart      lint the Helm chart helm/kelvin, render it with each ci/*-values.yaml, validate the
              manifests against the Kubernetes 1.31 schemas and check the chart's own rules
-  bench [engine] [--smoke]
+  bench [engine] [ingest] [--smoke]
              benchmarks (all without a name): `engine` builds benches/engine-peers in release,
              checks Kelvin, zen-engine, CEL and hand-written Rust agree, times them and writes
-             target/bench/engine.{json,md}; --smoke: tiny iteration counts
+             target/bench/engine.{json,md}; `ingest` builds the services and benches/load in
+             release, starts PostgreSQL (fsync on) and Redis, and measures COPY, batch and
+             streaming ingest, scoring and ack-to-readable latency (target/bench/ingest.*);
+             --smoke: tiny sizes
   help       this text";
 
 fn main() -> ExitCode {
