@@ -169,6 +169,7 @@ impl Access<'_> {
                 kind: WorkKind::Lead,
                 subject_id: up.id.clone(),
                 event_seq: None,
+                trace_parent: None,
             });
             match lead::Entity::find_by_id(key).one(&txn).await? {
                 Some(current) => {
@@ -218,6 +219,7 @@ impl Access<'_> {
             kind: WorkKind::Company,
             subject_id: c,
             event_seq: None,
+            trace_parent: None,
         }));
         crate::scoring::enqueue(&txn, work, now).await?;
         txn.commit().await?;
@@ -239,6 +241,7 @@ impl Access<'_> {
                 kind: WorkKind::CompanyAttributes,
                 subject_id: c.id.clone(),
                 event_seq: None,
+                trace_parent: None,
             })
             .collect();
         for up in companies {
@@ -275,10 +278,14 @@ impl Access<'_> {
     /// Stores events idempotently in one transaction: the same (tenant, event id) twice is
     /// stored once, the second time reported as a duplicate. Leads seen for the first time are
     /// created empty.
+    ///
+    /// `trace_parent` (W3C) is stored with each event's scoring work, so that scoring continues
+    /// the caller's trace.
     pub async fn ingest_events(
         &self,
         scope: &TenantScope,
         events: Vec<NewEvent>,
+        trace_parent: Option<&str>,
     ) -> Result<Vec<Written>> {
         let now = now_ms();
         let tenant_id = scope.tenant_id();
@@ -335,6 +342,7 @@ impl Access<'_> {
                         kind: WorkKind::Event,
                         subject_id: lead_id,
                         event_seq: Some(seq),
+                        trace_parent: trace_parent.map(str::to_owned),
                     });
                     results.push(Written::Accepted);
                 }
@@ -472,12 +480,14 @@ impl Access<'_> {
             kind: WorkKind::Erased,
             subject_id: lead_id.to_owned(),
             event_seq: None,
+            trace_parent: None,
         }];
         work.extend(company_id.map(|c| NewWork {
             tenant_id: scope.tenant_id().to_owned(),
             kind: WorkKind::Company,
             subject_id: c,
             event_seq: None,
+            trace_parent: None,
         }));
         crate::scoring::enqueue(&txn, work, now).await?;
         let digest: String = Sha256::digest(format!("{}/{lead_id}", scope.tenant_id()).as_bytes())

@@ -6,6 +6,7 @@ mod m0001_tenancy;
 mod m0002_models;
 mod m0003_ingest;
 mod m0004_scoring;
+mod m0005_trace_context;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_models::Migration),
             Box::new(m0003_ingest::Migration),
             Box::new(m0004_scoring::Migration),
+            Box::new(m0005_trace_context::Migration),
         ]
     }
 }

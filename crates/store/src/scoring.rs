@@ -88,6 +88,8 @@ pub struct WorkItem {
     pub subject_id: String,
     pub event_seq: Option<i64>,
     pub enqueue_time_ms: i64,
+    /// The trace of the call that enqueued it (W3C `traceparent`).
+    pub trace_parent: Option<String>,
 }
 
 /// Work to enqueue.
@@ -97,6 +99,8 @@ pub struct NewWork {
     pub kind: WorkKind,
     pub subject_id: String,
     pub event_seq: Option<i64>,
+    /// The trace to continue when applying it (W3C `traceparent`).
+    pub trace_parent: Option<String>,
 }
 
 pub(crate) fn work_row(w: NewWork, now: i64) -> scoring_queue::ActiveModel {
@@ -108,6 +112,7 @@ pub(crate) fn work_row(w: NewWork, now: i64) -> scoring_queue::ActiveModel {
         subject_id: Set(w.subject_id),
         event_seq: Set(w.event_seq),
         enqueue_time: Set(now),
+        trace_parent: Set(w.trace_parent),
     }
 }
 
@@ -719,6 +724,7 @@ impl ScorerTxn {
                     subject_id: m.subject_id,
                     event_seq: m.event_seq,
                     enqueue_time_ms: m.enqueue_time,
+                    trace_parent: m.trace_parent,
                 })
             })
             .collect())

@@ -125,3 +125,20 @@ pub fn set_remote_parent(span: &tracing::Span, headers: &http::HeaderMap) {
         let _ = span.set_parent(cx);
     }
 }
+
+/// The current span's trace as a W3C `traceparent`, to store with work that another process
+/// continues (an event's scoring); `None` when traces are not exported.
+pub fn current_traceparent() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// Makes the trace of a stored W3C `traceparent` the parent of `span`.
+pub fn set_stored_parent(span: &tracing::Span, traceparent: &str) {
+    let mut carrier = std::collections::HashMap::new();
+    carrier.insert("traceparent".to_owned(), traceparent.to_owned());
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+    let _ = span.set_parent(cx);
+}

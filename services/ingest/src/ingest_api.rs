@@ -111,6 +111,7 @@ impl IngestApi {
         ctx: &CallContext,
         tenant_id: &str,
         events: Vec<pb::EventInput>,
+        trace_parent: Option<&str>,
     ) -> Result<Vec<pb::ItemResult>, ApiError> {
         check_batch(runtime, "events", events.len())?;
         let access = runtime.store.access(&ctx.principal);
@@ -127,7 +128,7 @@ impl IngestApi {
             events,
             |e| e.event_id.clone(),
             |i, e| validate::event(i, e, now, max_bytes),
-            |valid| async { Ok(access.ingest_events(&scope, valid).await?) },
+            |valid| async { Ok(access.ingest_events(&scope, valid, trace_parent).await?) },
         )
         .await
     }
@@ -191,8 +192,16 @@ impl IngestService for IngestApi {
     ) -> Reply<pb::IngestEventsResponse> {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
-        let results =
-            Self::ingest(&self.runtime, &self.quotas, &ctx, &req.tenant_id, req.events).await?;
+        let trace = kelvin_telemetry::current_traceparent();
+        let results = Self::ingest(
+            &self.runtime,
+            &self.quotas,
+            &ctx,
+            &req.tenant_id,
+            req.events,
+            trace.as_deref(),
+        )
+        .await?;
         let (accepted, duplicates, rejected) = counts(&results);
         Ok(Response::new(pb::IngestEventsResponse { results, accepted, duplicates, rejected }))
     }
@@ -208,24 +217,33 @@ impl IngestService for IngestApi {
         let runtime = self.runtime.clone();
         let quotas = self.quotas.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
+        // The stream's call span ends when this handler returns: its trace goes with the task.
+        let trace = kelvin_telemetry::current_traceparent();
         tokio::spawn(async move {
             while let Some(message) = inbound.next().await {
                 let reply = match message {
                     Ok(batch) => {
                         let sequence = batch.sequence;
-                        Self::ingest(&runtime, &quotas, &ctx, &batch.tenant_id, batch.events)
-                            .await
-                            .map(|results| {
-                                let (accepted, duplicates, rejected) = counts(&results);
-                                pb::StreamEventsResponse {
-                                    sequence,
-                                    results,
-                                    accepted,
-                                    duplicates,
-                                    rejected,
-                                }
-                            })
-                            .map_err(Status::from)
+                        Self::ingest(
+                            &runtime,
+                            &quotas,
+                            &ctx,
+                            &batch.tenant_id,
+                            batch.events,
+                            trace.as_deref(),
+                        )
+                        .await
+                        .map(|results| {
+                            let (accepted, duplicates, rejected) = counts(&results);
+                            pb::StreamEventsResponse {
+                                sequence,
+                                results,
+                                accepted,
+                                duplicates,
+                                rejected,
+                            }
+                        })
+                        .map_err(Status::from)
                     }
                     Err(status) => Err(status),
                 };

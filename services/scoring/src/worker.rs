@@ -348,6 +348,18 @@ impl Worker {
             }
         }
         let ids: Vec<i64> = work.iter().map(|w| w.id).collect();
+        // One span per trace that enqueued work of this batch, child of the ingesting call's
+        // span: an event's trace shows its ingestion and its scoring. They end with the batch.
+        let traces: BTreeSet<&str> =
+            work.iter().filter_map(|w| w.trace_parent.as_deref()).collect();
+        let _spans: Vec<tracing::Span> = traces
+            .into_iter()
+            .map(|parent| {
+                let span = tracing::info_span!("score_events", batch = work.len());
+                kelvin_telemetry::set_stored_parent(&span, parent);
+                span
+            })
+            .collect();
         // Work of a tenant with no known model: a model may have just been published. Look
         // again (at most every 20 ms) before consuming it unscored.
         let unknown = touches.keys().any(|(t, _)| self.registry.models(t).is_empty());
@@ -605,6 +617,7 @@ impl Worker {
                 kind: WorkKind::Company,
                 subject_id: company,
                 event_seq: None,
+                trace_parent: None,
             })
             .collect();
         txn.enqueue(work, now).await?;
@@ -653,6 +666,7 @@ impl Worker {
                         kind: WorkKind::Lead,
                         subject_id: lead,
                         event_seq: None,
+                        trace_parent: None,
                     });
                 }
             }

@@ -14,6 +14,8 @@ pub struct Model {
     pub subject_id: String,
     pub event_seq: Option<i64>,
     pub enqueue_time: i64,
+    /// W3C `traceparent` of the call that enqueued the work, when traces are exported.
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
