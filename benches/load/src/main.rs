@@ -10,6 +10,9 @@
 //!   lead; "readable" is the scoring process streaming the lead's change, which it does after
 //!   the commit and the cache write-through): p50 / p99, beside one PostgreSQL commit.
 //!
+//! - B1: `GetScore` on a warm cache, 16 concurrent callers, beside an empty unary tonic service
+//!   (gRPC health `Check`, this program as `kelvin-bench echo PORT`) with the same client.
+//!
 //! The processes: `kelvin-ingest` and `kelvin-scoring` from `--bin-dir`, plus this process's
 //! in-process server (models, tenants; its scoring worker off).
 
@@ -161,8 +164,54 @@ async fn drain(runtime: &Runtime, limit: Duration) -> Result<()> {
     Ok(())
 }
 
+/// `kelvin-bench echo PORT`: B1's baseline, an empty tonic unary service (gRPC health `Check`)
+/// in a process of its own, like the scoring service it is compared with.
+async fn echo(port: &str) -> Result<()> {
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .serve(format!("127.0.0.1:{port}").parse()?)
+        .await?;
+    Ok(())
+}
+
+/// Latencies (ms, sorted) and calls/s of `calls` run by `clients` concurrent tasks for `secs`.
+async fn closed_loop<F, Fut>(clients: usize, secs: f64, call: F) -> Result<(f64, Vec<f64>)>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = c;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                call(i).await?;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                i += clients;
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    Ok((rate, all))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("echo") {
+        return echo(&std::env::args().nth(2).context("kelvin-bench echo PORT")?).await;
+    }
     let args = parse_args()?;
     let (n, b4_seconds) = if args.smoke { (2_000, 2) } else { (200_000, 15) };
     std::fs::create_dir_all(&args.out)?;
@@ -420,7 +469,71 @@ async fn main() -> Result<()> {
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     eprintln!("bench: B4 p50 {p50:.1} ms, p99 {p99:.1} ms at {rate:.0} events/s");
 
+    // B1: GetScore on a warm cache (leads scored in B2, written through) against an empty
+    // unary tonic service in its own process, same client, 16 concurrent callers.
+    let b1_secs = if args.smoke { 1.0 } else { 10.0 };
+    let echo_port = free_port()?;
+    let echo_child = Command::new(std::env::current_exe()?)
+        .args(["echo", &echo_port.to_string()])
+        .stdin(Stdio::null())
+        .spawn()?;
+    let _echo = Processes(vec![echo_child]);
+    let echo_channel = connect(echo_port).await?;
+    let leads: Arc<Vec<String>> =
+        Arc::new((0..(n / 10).min(1000)).map(|i| format!("b2-lead-{i}")).collect());
+    for lead in leads.iter() {
+        ScoringServiceClient::new(scoring_channel.clone())
+            .get_score(authed(
+                &token,
+                pb::GetScoreRequest {
+                    tenant_id: TENANT.into(),
+                    lead_id: lead.clone(),
+                    model_id: String::new(),
+                },
+            ))
+            .await?;
+    }
+    let (b1, b1_lat) = {
+        let (channel, token, leads) = (scoring_channel.clone(), token.clone(), leads.clone());
+        closed_loop(16, b1_secs, move |i| {
+            let mut client = ScoringServiceClient::new(channel.clone());
+            let request = authed(
+                &token,
+                pb::GetScoreRequest {
+                    tenant_id: TENANT.into(),
+                    lead_id: leads[i % leads.len()].clone(),
+                    model_id: String::new(),
+                },
+            );
+            async move {
+                client.get_score(request).await?;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    let (echo_rate, echo_lat) = closed_loop(16, b1_secs, move |_| {
+        let mut client = tonic_health::pb::health_client::HealthClient::new(echo_channel.clone());
+        async move {
+            client.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let (b1_p50, b1_p99) = (percentile(&b1_lat, 0.5), percentile(&b1_lat, 0.99));
+    let (echo_p50, echo_p99) = (percentile(&echo_lat, 0.5), percentile(&echo_lat, 0.99));
+    eprintln!(
+        "bench: B1 {b1:.0} req/s (p50 {b1_p50:.2} ms, p99 {b1_p99:.2} ms); echo {echo_rate:.0} req/s (p50 {echo_p50:.2} ms, p99 {echo_p99:.2} ms)"
+    );
+
     let report = json!({
+        "b1_requests_per_s": b1,
+        "b1_p50_ms": b1_p50,
+        "b1_p99_ms": b1_p99,
+        "echo_requests_per_s": echo_rate,
+        "echo_p50_ms": echo_p50,
+        "echo_p99_ms": echo_p99,
+        "b1_over_echo": b1 / echo_rate,
         "machine_cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "events": n,
         "copy_rows_per_s": copy,
@@ -439,11 +552,13 @@ async fn main() -> Result<()> {
     std::fs::write(args.out.join("ingest.json"), serde_json::to_string_pretty(&report)?)?;
     let md = format!(
         "| figure | value | baseline (same run) | ratio |\n|---|---|---|---|\n\
+         | B1 GetScore, warm cache, 16 callers | {b1:.0} req/s, p50 {b1_p50:.2} ms, p99 {b1_p99:.2} ms | empty unary tonic service {echo_rate:.0} req/s, p50 {echo_p50:.2} ms, p99 {echo_p99:.2} ms | {:.2} |\n\
          | B2 batch ingest (100/call, {CLIENTS} clients) | {b2:.0} events/s | COPY {copy:.0} rows/s | {:.2} |\n\
          | B3 streaming ingest ({CLIENTS} streams) | {b3:.0} events/s | B2 {b2:.0} events/s | {:.2} |\n\
          | scoring throughput | {scoring_rate:.0} events/s | COPY {copy:.0} rows/s | {:.2} |\n\
          | B4 ack → readable p50 at {rate:.0} events/s | {p50:.1} ms | one commit {commit:.2} ms | |\n\
          | B4 ack → readable p99 | {p99:.1} ms | | |\n",
+        b1 / echo_rate,
         b2 / copy,
         b3 / b2,
         scoring_rate / copy
