@@ -647,18 +647,6 @@ impl ScorerDb {
             .collect())
     }
 
-    /// Work waiting in `partitions` (to report the scoring lag).
-    pub async fn oldest_work(&self, partitions: &[i32]) -> Result<Option<i64>> {
-        Ok(scoring_queue::Entity::find()
-            .filter(scoring_queue::Column::Partition.is_in(partitions.iter().copied()))
-            .select_only()
-            .column_as(scoring_queue::Column::EnqueueTime.min(), "t")
-            .into_tuple::<Option<i64>>()
-            .one(&self.db)
-            .await?
-            .flatten())
-    }
-
     /// Starts a scoring transaction for work in `partitions`; fails with `Aborted` when this
     /// session no longer holds all of them (the worker must then re-read what it owns).
     pub async fn begin(&self, partitions: &[i32]) -> Result<ScorerTxn> {

@@ -229,7 +229,7 @@ impl Worker {
                 p.after.clear();
             }
             let mut restart = Vec::new();
-            for (tenant, models) in self.registry_models() {
+            for (tenant, models) in self.registry.tenants() {
                 for (model_id, version) in models {
                     if !self.passes.iter().any(|p| p.tenant_id == tenant && p.model_id == model_id)
                     {
@@ -261,10 +261,6 @@ impl Worker {
             });
         }
         Ok(())
-    }
-
-    fn registry_models(&self) -> Vec<(String, Vec<(String, i64)>)> {
-        self.registry.tenants()
     }
 
     /// Re-pushes recently changed scores of partitions just taken over to the cache.
