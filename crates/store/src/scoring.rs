@@ -673,6 +673,31 @@ impl ScorerDb {
     }
 }
 
+/// Rows of `E` of one tenant whose `key` column is one of `keys`, `CHUNK` keys per query.
+async fn tenant_rows_by_keys<E, C>(
+    db: &C,
+    tenant: E::Column,
+    tenant_id: &str,
+    key: E::Column,
+    keys: &[String],
+) -> Result<Vec<E::Model>>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(CHUNK) {
+        out.extend(
+            E::find()
+                .filter(tenant.eq(tenant_id))
+                .filter(key.is_in(chunk.iter().cloned()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
 /// One scoring transaction: everything it writes commits together with the deletion of the
 /// work it applied.
 pub struct ScorerTxn {
@@ -737,44 +762,41 @@ impl ScorerTxn {
         tenant_id: &str,
         lead_ids: &[String],
     ) -> Result<Vec<StoredEvent>> {
-        let mut out = Vec::new();
-        for chunk in lead_ids.chunks(CHUNK) {
-            let rows = event::Entity::find()
-                .filter(event::Column::TenantId.eq(tenant_id))
-                .filter(event::Column::LeadId.is_in(chunk.iter().cloned()))
-                .all(&self.txn)
-                .await?;
-            out.extend(rows.into_iter().map(event_row));
-        }
-        Ok(out)
+        let rows = tenant_rows_by_keys::<event::Entity, _>(
+            &self.txn,
+            event::Column::TenantId,
+            tenant_id,
+            event::Column::LeadId,
+            lead_ids,
+        )
+        .await?;
+        Ok(rows.into_iter().map(event_row).collect())
     }
 
     /// Leads of a tenant by id (absent ones are left out).
     pub async fn leads(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<LeadRow>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(CHUNK) {
-            let rows = lead::Entity::find()
-                .filter(lead::Column::TenantId.eq(tenant_id))
-                .filter(lead::Column::Id.is_in(chunk.iter().cloned()))
-                .all(&self.txn)
-                .await?;
-            out.extend(rows.into_iter().map(lead_row));
-        }
-        Ok(out)
+        let rows = tenant_rows_by_keys::<lead::Entity, _>(
+            &self.txn,
+            lead::Column::TenantId,
+            tenant_id,
+            lead::Column::Id,
+            ids,
+        )
+        .await?;
+        Ok(rows.into_iter().map(lead_row).collect())
     }
 
     /// Companies of a tenant by id (absent ones are left out).
     pub async fn companies(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<CompanyRow>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(CHUNK) {
-            let rows = company::Entity::find()
-                .filter(company::Column::TenantId.eq(tenant_id))
-                .filter(company::Column::Id.is_in(chunk.iter().cloned()))
-                .all(&self.txn)
-                .await?;
-            out.extend(rows.into_iter().map(company_row));
-        }
-        Ok(out)
+        let rows = tenant_rows_by_keys::<company::Entity, _>(
+            &self.txn,
+            company::Column::TenantId,
+            tenant_id,
+            company::Column::Id,
+            ids,
+        )
+        .await?;
+        Ok(rows.into_iter().map(company_row).collect())
     }
 
     /// Ids of a company's leads.
@@ -791,16 +813,15 @@ impl ScorerTxn {
 
     /// Stored scores (every model) of the given leads of a tenant.
     pub async fn scores(&self, tenant_id: &str, lead_ids: &[String]) -> Result<Vec<StoredScore>> {
-        let mut out = Vec::new();
-        for chunk in lead_ids.chunks(CHUNK) {
-            let rows = lead_score::Entity::find()
-                .filter(lead_score::Column::TenantId.eq(tenant_id))
-                .filter(lead_score::Column::LeadId.is_in(chunk.iter().cloned()))
-                .all(&self.txn)
-                .await?;
-            out.extend(rows.into_iter().map(score_row));
-        }
-        Ok(out)
+        let rows = tenant_rows_by_keys::<lead_score::Entity, _>(
+            &self.txn,
+            lead_score::Column::TenantId,
+            tenant_id,
+            lead_score::Column::LeadId,
+            lead_ids,
+        )
+        .await?;
+        Ok(rows.into_iter().map(score_row).collect())
     }
 
     /// Stored scores under `model_id` of a company's leads.
