@@ -49,15 +49,18 @@ impl ScoringApi {
 
     /// Refills the cache with scores read from the store, unless a newer write-through got
     /// there first. Cache errors only cost the next read a store round trip.
+    /// The writes go out together (the Redis connection multiplexes them) rather than one
+    /// round trip after another: a BatchGetScores after a flush refills up to 1000 keys.
     async fn refill(&self, scores: &[StoredScore]) {
-        for s in scores {
-            let (ns, key, value) = crate::worker::cache_entry(s);
-            if let Err(error) =
-                self.runtime.cache.set_if_absent(&ns, &key, &value, self.ttl()).await
-            {
-                tracing::debug!(%error, "score cache refill failed");
-                return;
-            }
+        let entries: Vec<_> = scores.iter().map(crate::worker::cache_entry).collect();
+        let ttl = self.ttl();
+        let writes = entries
+            .iter()
+            .map(|(ns, key, value)| self.runtime.cache.set_if_absent(ns, key, value, ttl));
+        if let Some(error) =
+            futures::future::join_all(writes).await.into_iter().find_map(Result::err)
+        {
+            tracing::debug!(%error, "score cache refill failed");
         }
     }
 
