@@ -94,6 +94,15 @@ MUST_FAIL: list[tuple[str, dict[str, Any], str]] = [
         {"secrets": {"existingSecret": "s", "hs256Secret": "too-short"}},
         "hs256Secret",
     ),
+    (
+        "a ServiceMonitor without metrics",
+        {
+            "secrets": {"existingSecret": "s"},
+            "metrics": {"enabled": False},
+            "serviceMonitor": {"enabled": True},
+        },
+        "metrics.enabled",
+    ),
 ]
 
 
@@ -214,6 +223,32 @@ def check_service_monitor(obj: dict[str, Any], services: list[dict[str, Any]], p
 
 
 # --- our own rules -------------------------------------------------------------------------
+
+
+def check_metrics(
+    objects: list[dict[str, Any]],
+    deployments: list[dict[str, Any]],
+    values: dict[str, Any],
+    p: Problems,
+) -> None:
+    """With `metrics.enabled`, every pod serves /metrics on `metrics.port`: the ConfigMap tells
+    the binaries to listen there and each container names that port `metrics`."""
+    metrics = values.get("metrics") or {}
+    enabled, port = bool(metrics.get("enabled")), metrics.get("port")
+    configs = [o for o in objects if o["kind"] == "ConfigMap" and "data" in o]
+    listen = {(c.get("data") or {}).get("KELVIN_TELEMETRY__METRICS_LISTEN") for c in configs}
+    if enabled:
+        p.check(f"0.0.0.0:{port}" in listen, "ConfigMap", "KELVIN_TELEMETRY__METRICS_LISTEN unset")
+    else:
+        p.check(listen <= {None}, "ConfigMap", "metrics listen set with metrics.enabled=false")
+    for d in deployments:
+        for c in (pod_spec(d) or {}).get("containers", []):
+            ports = {pt.get("name"): pt.get("containerPort") for pt in c.get("ports") or []}
+            if enabled:
+                p.check(ports.get("metrics") == port, name_of(d), f"no metrics port {port}")
+            else:
+                p.check("metrics" not in ports, name_of(d), "metrics port without metrics")
+
 
 
 def check_security(obj: dict[str, Any], p: Problems) -> None:
@@ -502,6 +537,8 @@ def check_rules(
             name_of(pdb),
             "its selector matches no Deployment's pods",
         )
+
+    check_metrics(objects, deployments, values, p)
 
     monitors = by_kind.get("ServiceMonitor", [])
     sm_enabled = (values.get("serviceMonitor") or {}).get("enabled", False)

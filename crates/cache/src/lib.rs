@@ -7,11 +7,14 @@
 //! Every key lives in a [`Namespace`] so one tenant's keys can never collide with,
 //! or be cleared together with, another tenant's.
 
+mod instrumented;
 mod memory;
 mod redis_cache;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use instrumented::Instrumented;
 
 pub use memory::MemoryCache;
 pub use redis_cache::RedisCache;
@@ -110,13 +113,14 @@ pub trait Cache: Send + Sync + std::fmt::Debug {
     fn backend(&self) -> &'static str;
 }
 
-/// Redis when a URL is configured, the in-process cache otherwise.
+/// Redis when a URL is configured, the in-process cache otherwise; either way every call is
+/// traced and lookups are counted.
 pub async fn connect(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
     match config.redis_url.as_deref() {
         Some(url) => {
             let cache = RedisCache::connect(url, &config.key_prefix).await?;
             tracing::info!(backend = "redis", key_prefix = %config.key_prefix, "cache connected");
-            Ok(Arc::new(cache))
+            Ok(Arc::new(Instrumented::new(cache)))
         }
         None => {
             if config.memory_max_entries == 0 {
@@ -129,7 +133,7 @@ pub async fn connect(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
                 max_entries = config.memory_max_entries,
                 "no redis configured, using in-process cache"
             );
-            Ok(Arc::new(MemoryCache::new(config.memory_max_entries)))
+            Ok(Arc::new(Instrumented::new(MemoryCache::new(config.memory_max_entries))))
         }
     }
 }

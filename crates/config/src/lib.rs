@@ -184,18 +184,20 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs and traces. Trace export is configured by the standard `OTEL_*` variables.
+/// Logs, traces and metrics. OTLP export is configured by the standard `OTEL_*` variables.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// `tracing` filter directives; `RUST_LOG` wins when set.
     pub log_filter: String,
+    /// Where to serve Prometheus `GET /metrics` (plain HTTP); not served when unset.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self { log_format: LogFormat::Text, log_filter: "info".into() }
+        Self { log_format: LogFormat::Text, log_filter: "info".into(), metrics_listen: None }
     }
 }
 

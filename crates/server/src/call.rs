@@ -121,6 +121,19 @@ where
                     .unwrap_or("0")
                     .to_owned();
                 tracing::Span::current().record("grpc.status", code.as_str());
+                // Unknown paths share one label: callers must not be able to mint series.
+                let method = if public || permission_for(&path).is_some() {
+                    path.clone()
+                } else {
+                    "other".to_owned()
+                };
+                kelvin_telemetry::metrics::instruments().rpc_duration.record(
+                    started.elapsed().as_secs_f64(),
+                    &[
+                        kelvin_telemetry::metrics::kv("rpc.method", method),
+                        kelvin_telemetry::metrics::kv("rpc.grpc.status_code", code.clone()),
+                    ],
+                );
                 if !public {
                     tracing::info!(elapsed_ms = started.elapsed().as_secs_f64() * 1e3, grpc.status = %code, "call");
                 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use kelvin_config::{Config, Overrides};
 
-use crate::{Application, MountFn, Runtime};
+use crate::{Application, MountFn, Runtime, StartError};
 
 /// Options common to every binary.
 #[derive(Debug, Clone, Args)]
@@ -96,8 +96,15 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 
 /// Starts the runtime and serves `mounts` until SIGTERM.
 pub async fn serve(name: &'static str, config: Config, mounts: &[MountFn]) -> anyhow::Result<()> {
-    let _telemetry = kelvin_telemetry::init(name, &config.telemetry)?;
+    let telemetry = kelvin_telemetry::init(name, &config.telemetry)?;
     let stop = shutdown_signal();
+    if let Some(address) = config.telemetry.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| StartError::Io(format!("cannot serve metrics on {address}: {e}")))?;
+        tracing::info!(address = %listener.local_addr()?, "serving Prometheus metrics on /metrics");
+        tokio::spawn(kelvin_telemetry::metrics::serve(listener, telemetry.prometheus()));
+    }
     let runtime = Arc::new(Runtime::start(config).await?);
     if let Some(token) = &runtime.bootstrap_token {
         print_bootstrap(&runtime, token);

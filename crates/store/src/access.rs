@@ -98,6 +98,7 @@ impl<'a> Access<'a> {
 
     /// A scope for tenant-owned data of `tenant_id`: NOT_FOUND when the tenant is absent,
     /// deleted, or out of reach.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.tenant_scope", otel.kind = "client"))]
     pub async fn tenant_scope(&self, tenant_id: &str) -> Result<TenantScope> {
         let t = self.load_tenant(tenant_id, false).await?;
         Ok(TenantScope { org_id: t.org_id, tenant_id: t.id })
@@ -105,6 +106,7 @@ impl<'a> Access<'a> {
 
     // Organizations ---------------------------------------------------------------------------
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_organization", otel.kind = "client"))]
     pub async fn create_organization(
         &self,
         id: &str,
@@ -167,10 +169,12 @@ impl<'a> Access<'a> {
         Ok(org)
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.get_organization", otel.kind = "client"))]
     pub async fn get_organization(&self, id: &str) -> Result<Organization> {
         Ok(self.load_org(id).await?.into())
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_organizations", otel.kind = "client"))]
     pub async fn list_organizations(&self, page: &Page) -> Result<(Vec<Organization>, String)> {
         let mut query = organization::Entity::find().order_by_asc(organization::Column::Id);
         if let kelvin_auth::OrgReach::Org(own) = self.principal.org() {
@@ -186,6 +190,7 @@ impl<'a> Access<'a> {
 
     // Tenants ---------------------------------------------------------------------------------
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_tenant", otel.kind = "client"))]
     pub async fn create_tenant(&self, new: NewTenant, ctx: &AuditContext) -> Result<Tenant> {
         self.require_role(Role::Admin, "creating a tenant")?;
         let org = self.load_org(&new.org_id).await?;
@@ -251,10 +256,12 @@ impl<'a> Access<'a> {
     }
 
     /// A tenant, deleted ones included until they are purged.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.get_tenant", otel.kind = "client"))]
     pub async fn get_tenant(&self, id: &str) -> Result<Tenant> {
         self.load_tenant(id, true).await?.try_into()
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_tenants", otel.kind = "client"))]
     pub async fn list_tenants(
         &self,
         org_id: &str,
@@ -280,6 +287,7 @@ impl<'a> Access<'a> {
         Ok((tenants, next))
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.update_tenant", otel.kind = "client"))]
     pub async fn update_tenant(
         &self,
         id: &str,
@@ -342,6 +350,7 @@ impl<'a> Access<'a> {
         Ok(after)
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.delete_tenant", otel.kind = "client"))]
     pub async fn delete_tenant(
         &self,
         id: &str,
@@ -412,6 +421,7 @@ impl<'a> Access<'a> {
         }
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_api_key", otel.kind = "client"))]
     pub async fn create_api_key(&self, key: NewApiKey, ctx: &AuditContext) -> Result<ApiKey> {
         self.require_role(Role::Admin, "creating an API key")?;
         let org = self.load_org(&key.org_id).await?;
@@ -472,6 +482,7 @@ impl<'a> Access<'a> {
         Ok(created)
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_api_keys", otel.kind = "client"))]
     pub async fn list_api_keys(
         &self,
         org_id: &str,
@@ -506,6 +517,7 @@ impl<'a> Access<'a> {
     }
 
     /// Revokes a key (idempotent: revoking a revoked key returns it unchanged).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revoke_api_key", otel.kind = "client"))]
     pub async fn revoke_api_key(&self, id: &str, ctx: &AuditContext) -> Result<ApiKey> {
         self.require_role(Role::Admin, "revoking an API key")?;
         if id.is_empty() {
@@ -551,6 +563,7 @@ impl<'a> Access<'a> {
     // Audit -----------------------------------------------------------------------------------
 
     /// Audit events newest first, limited to what the principal reaches.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_audit_events", otel.kind = "client"))]
     pub async fn list_audit_events(
         &self,
         filter: &AuditFilter,

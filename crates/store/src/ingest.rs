@@ -157,6 +157,7 @@ fn written(result: TryInsertResult<u64>) -> Written {
 
 impl Access<'_> {
     /// Creates or merges leads, in one transaction.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.upsert_leads", otel.kind = "client"))]
     pub async fn upsert_leads(&self, scope: &TenantScope, leads: Vec<LeadUpsert>) -> Result<()> {
         let now = now_ms();
         let txn = crate::write_txn(self.db).await?;
@@ -227,6 +228,7 @@ impl Access<'_> {
     }
 
     /// Creates or merges companies, in one transaction.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.upsert_companies", otel.kind = "client"))]
     pub async fn upsert_companies(
         &self,
         scope: &TenantScope,
@@ -281,6 +283,7 @@ impl Access<'_> {
     ///
     /// `trace_parent` (W3C) is stored with each event's scoring work, so that scoring continues
     /// the caller's trace.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.ingest_events", otel.kind = "client"))]
     pub async fn ingest_events(
         &self,
         scope: &TenantScope,
@@ -355,6 +358,7 @@ impl Access<'_> {
     }
 
     /// Stores outcomes idempotently (by outcome id), in one transaction.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.record_outcomes", otel.kind = "client"))]
     pub async fn record_outcomes(
         &self,
         scope: &TenantScope,
@@ -382,6 +386,7 @@ impl Access<'_> {
     }
 
     /// Everything held about a lead.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.export_lead", otel.kind = "client"))]
     pub async fn export_lead(&self, scope: &TenantScope, lead_id: &str) -> Result<LeadExport> {
         let lead = lead::Entity::find_by_id((scope.tenant_id().to_owned(), lead_id.to_owned()))
             .one(self.db)
@@ -426,6 +431,7 @@ impl Access<'_> {
 
     /// Erases a lead, its events, outcomes, scores and score history in one transaction. The audit row names the
     /// lead only by a hash of its id: it keeps no personal data.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.erase_lead", otel.kind = "client"))]
     pub async fn erase_lead(
         &self,
         scope: &TenantScope,
@@ -518,6 +524,7 @@ impl Access<'_> {
     }
 
     /// Number of events stored for the tenant (tests and operators).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.count_events", otel.kind = "client"))]
     pub async fn count_events(&self, scope: &TenantScope) -> Result<u64> {
         use sea_orm::PaginatorTrait;
         Ok(event::Entity::find()

@@ -131,16 +131,19 @@ impl Store {
 
     /// Whether the Kelvin API key `id` exists, is not revoked, not expired, and its tenant (when
     /// it has one) is not deleted. Called by authentication for every Kelvin-minted token.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.api_key_is_active", otel.kind = "client"))]
     pub async fn api_key_is_active(&self, id: &str) -> Result<bool> {
         access::api_key_is_active(&self.db, id, types::now_ms()).await
     }
 
     /// Creates the platform operator's key (organization `*`), audited as a bootstrap event.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_platform_key", otel.kind = "client"))]
     pub async fn create_platform_key(&self, key: NewApiKey, actor: &str) -> Result<ApiKey> {
         access::create_platform_key(&self.db, key, actor).await
     }
 
     /// Erases the tenants whose purge time has passed; returns their ids.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_due_tenants", otel.kind = "client"))]
     pub async fn purge_due_tenants(&self) -> Result<Vec<String>> {
         purge::purge_due_tenants(&self.db, types::now_ms()).await
     }

@@ -202,6 +202,7 @@ impl Access<'_> {
             .ok_or_else(|| Error::not_found("model", model_id))
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_model", otel.kind = "client"))]
     pub async fn create_model(
         &self,
         scope: &TenantScope,
@@ -249,10 +250,12 @@ impl Access<'_> {
         Ok(created)
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.get_model", otel.kind = "client"))]
     pub async fn get_model(&self, scope: &TenantScope, model_id: &str) -> Result<ScoringModel> {
         Ok(Self::load_model(self.db, scope, model_id).await?.into())
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_models", otel.kind = "client"))]
     pub async fn list_models(
         &self,
         scope: &TenantScope,
@@ -270,6 +273,7 @@ impl Access<'_> {
     }
 
     /// Stores a new draft version; `spec` must already be valid.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_model_version", otel.kind = "client"))]
     pub async fn create_model_version(
         &self,
         scope: &TenantScope,
@@ -334,6 +338,7 @@ impl Access<'_> {
     }
 
     /// One version; `version == 0` means the active one.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.get_model_version", otel.kind = "client"))]
     pub async fn get_model_version(
         &self,
         scope: &TenantScope,
@@ -360,6 +365,7 @@ impl Access<'_> {
     }
 
     /// Versions newest first.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_model_versions", otel.kind = "client"))]
     pub async fn list_model_versions(
         &self,
         scope: &TenantScope,
@@ -388,6 +394,7 @@ impl Access<'_> {
     /// Makes `version` the active version if the active one is still `expected_active`, records
     /// the durable activation and the audit row (with `diff` from the previous active version).
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.activate_model_version", otel.kind = "client"))]
     pub async fn activate_model_version(
         &self,
         scope: &TenantScope,
@@ -501,6 +508,7 @@ impl Access<'_> {
     }
 
     /// The activations of a model, oldest first (what scoring consumes).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.model_activations", otel.kind = "client"))]
     pub async fn model_activations(
         &self,
         scope: &TenantScope,
@@ -539,6 +547,7 @@ impl Access<'_> {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_template", otel.kind = "client"))]
     pub async fn create_template(
         &self,
         template: TemplateRecord,
@@ -587,6 +596,7 @@ impl Access<'_> {
         Ok(created)
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.get_template", otel.kind = "client"))]
     pub async fn get_template(&self, org_id: &str, template_id: &str) -> Result<TemplateRecord> {
         self.org_wide(org_id, "reading templates").await?;
         let row = template::Entity::find_by_id((org_id.to_owned(), template_id.to_owned()))
@@ -596,6 +606,7 @@ impl Access<'_> {
         template_record(row)
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_templates", otel.kind = "client"))]
     pub async fn list_templates(
         &self,
         org_id: &str,

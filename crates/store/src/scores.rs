@@ -42,6 +42,7 @@ fn rank_key(key: &str) -> Result<(i64, String)> {
 
 impl Access<'_> {
     /// A lead's stored score under `model_id`.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.lead_score", otel.kind = "client"))]
     pub async fn lead_score(
         &self,
         scope: &TenantScope,
@@ -62,6 +63,7 @@ impl Access<'_> {
     }
 
     /// Stored scores of several leads under `model_id` (leads without one are left out).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.lead_scores", otel.kind = "client"))]
     pub async fn lead_scores(
         &self,
         scope: &TenantScope,
@@ -82,6 +84,7 @@ impl Access<'_> {
     }
 
     /// Leads ranked by total (highest first, then by id), filtered; a keyset page.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_lead_scores", otel.kind = "client"))]
     pub async fn list_lead_scores(
         &self,
         scope: &TenantScope,
@@ -123,6 +126,7 @@ impl Access<'_> {
     }
 
     /// A company's stored score under `model_id`.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.company_score", otel.kind = "client"))]
     pub async fn company_score(
         &self,
         scope: &TenantScope,
@@ -143,6 +147,7 @@ impl Access<'_> {
     }
 
     /// Companies ranked by total (highest first, then by id); a keyset page.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_company_scores", otel.kind = "client"))]
     pub async fn list_company_scores(
         &self,
         scope: &TenantScope,
@@ -183,6 +188,7 @@ impl Access<'_> {
 
     /// A lead's changes under `model_id`, newest first: band transitions only unless
     /// `every_change`.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.score_history", otel.kind = "client"))]
     pub async fn score_history(
         &self,
         scope: &TenantScope,
@@ -215,6 +221,7 @@ impl Access<'_> {
     }
 
     /// Changes of the tenant after `after`, in order, at most `limit`.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.changes_after", otel.kind = "client"))]
     pub async fn changes_after(
         &self,
         scope: &TenantScope,
@@ -244,6 +251,7 @@ impl Access<'_> {
     }
 
     /// The number of the tenant's latest change (0 before the first).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.change_head", otel.kind = "client"))]
     pub async fn change_head(&self, scope: &TenantScope) -> Result<i64> {
         Ok(change_counter::Entity::find_by_id(scope.tenant_id().to_owned())
             .one(self.db)
@@ -252,6 +260,7 @@ impl Access<'_> {
     }
 
     /// How many of the tenant's leads are scored with the model's active version.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rescore_status", otel.kind = "client"))]
     pub async fn rescore_status(
         &self,
         scope: &TenantScope,

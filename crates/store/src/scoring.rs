@@ -319,6 +319,7 @@ impl Store {
     /// runs on it and first checks that the session still holds them, so a worker that lost
     /// its session (and so its partitions) can never write. On SQLite the embedded server is
     /// the only worker and owns every partition.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.scorer_db", otel.kind = "client"))]
     pub async fn scorer_db(&self) -> Result<ScorerDb> {
         match self.db.get_database_backend() {
             DbBackend::Postgres => {
@@ -342,6 +343,7 @@ impl Store {
 impl Store {
     /// Rows that mention a lead, table by table: what an erasure must leave at zero.
     /// (Audit rows name an erased lead only by a hash.)
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.lead_footprint", otel.kind = "client"))]
     pub async fn lead_footprint(
         &self,
         tenant_id: &str,
@@ -402,6 +404,7 @@ impl Store {
     }
 
     /// Queue rows not applied yet (all tenants): 0 once the workers caught up.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.pending_scoring_work", otel.kind = "client"))]
     pub async fn pending_scoring_work(&self) -> Result<u64> {
         use sea_orm::PaginatorTrait;
         Ok(scoring_queue::Entity::find().count(&self.db).await?)
@@ -410,6 +413,7 @@ impl Store {
     /// Events absorbed into a tenant's stored scores under `model_id` (the sum over its
     /// leads): equal to the tenant's stored events once scoring caught up, if nothing was
     /// counted twice.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.scored_event_count", otel.kind = "client"))]
     pub async fn scored_event_count(&self, tenant_id: &str, model_id: &str) -> Result<i64> {
         let total: Option<Option<i64>> = lead_score::Entity::find()
             .filter(lead_score::Column::TenantId.eq(tenant_id))
@@ -447,6 +451,7 @@ impl ScorerDb {
 
     /// Joins the replica group: takes the first free member slot (a session advisory lock),
     /// released by PostgreSQL when this session ends, however it ends.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.join", otel.kind = "client"))]
     pub async fn join(&self) -> Result<i32> {
         if !self.coordinated {
             return Ok(0);
@@ -468,6 +473,7 @@ impl ScorerDb {
     }
 
     /// Member slots of the live replicas (sessions holding a member lock), ascending.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.members", otel.kind = "client"))]
     pub async fn members(&self) -> Result<Vec<i32>> {
         if !self.coordinated {
             return Ok(vec![0]);
@@ -476,6 +482,7 @@ impl ScorerDb {
     }
 
     /// Partitions whose lock this session holds.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.held_partitions", otel.kind = "client"))]
     pub async fn held_partitions(&self) -> Result<Vec<i32>> {
         if !self.coordinated {
             return Ok((0..PARTITIONS).collect());
@@ -502,6 +509,7 @@ impl ScorerDb {
     }
 
     /// Tries to take partition `p`; `false` while another replica holds it.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.try_lock_partition", otel.kind = "client"))]
     pub async fn try_lock_partition(&self, p: i32) -> Result<bool> {
         if !self.coordinated {
             return Ok(true);
@@ -518,6 +526,7 @@ impl ScorerDb {
     }
 
     /// Hands partition `p` back.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.unlock_partition", otel.kind = "client"))]
     pub async fn unlock_partition(&self, p: i32) -> Result<()> {
         if self.coordinated {
             self.session
@@ -532,6 +541,7 @@ impl ScorerDb {
     }
 
     /// The active version of every model of every active tenant.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.active_versions", otel.kind = "client"))]
     pub async fn active_versions(&self) -> Result<Vec<ActiveVersion>> {
         let active: std::collections::HashSet<String> = tenant::Entity::find()
             .filter(tenant::Column::State.eq("active"))
@@ -557,6 +567,7 @@ impl ScorerDb {
     }
 
     /// The spec (JSON text) of one model version.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.model_spec", otel.kind = "client"))]
     pub async fn model_spec(
         &self,
         tenant_id: &str,
@@ -571,6 +582,7 @@ impl ScorerDb {
     }
 
     /// Leads of a tenant after `after` by id (a page of a rescore pass).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.lead_ids", otel.kind = "client"))]
     pub async fn lead_ids(&self, tenant_id: &str, after: &str, limit: u64) -> Result<Vec<String>> {
         Ok(lead::Entity::find()
             .filter(lead::Column::TenantId.eq(tenant_id))
@@ -584,7 +596,31 @@ impl ScorerDb {
             .await?)
     }
 
+    /// How many leads a tenant has (the length of a rescore pass).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.lead_count", otel.kind = "client"))]
+    pub async fn lead_count(&self, tenant_id: &str) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(lead::Entity::find()
+            .filter(lead::Column::TenantId.eq(tenant_id))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// When the oldest work not applied yet was enqueued (all partitions); `None` when the
+    /// queue is empty. One primary-key probe: cheap enough to run every rebalance.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.oldest_work_time", otel.kind = "client"))]
+    pub async fn oldest_work_time(&self) -> Result<Option<i64>> {
+        Ok(scoring_queue::Entity::find()
+            .order_by_asc(scoring_queue::Column::Id)
+            .select_only()
+            .column(scoring_queue::Column::EnqueueTime)
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await?)
+    }
+
     /// The version each lead's stored score under `model_id` was computed with.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.score_versions", otel.kind = "client"))]
     pub async fn score_versions(
         &self,
         tenant_id: &str,
@@ -609,6 +645,7 @@ impl ScorerDb {
     }
 
     /// Leads of `partitions` whose band time may have moved by `now`, soonest first.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.due_leads", otel.kind = "client"))]
     pub async fn due_leads(
         &self,
         partitions: &[i32],
@@ -632,6 +669,7 @@ impl ScorerDb {
 
     /// Scores of `partitions` that changed at or after `since` (to refresh the cache after
     /// taking partitions over).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.scores_changed_since", otel.kind = "client"))]
     pub async fn scores_changed_since(
         &self,
         partitions: &[i32],
@@ -649,6 +687,7 @@ impl ScorerDb {
 
     /// Starts a scoring transaction for work in `partitions`; fails with `Aborted` when this
     /// session no longer holds all of them (the worker must then re-read what it owns).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.begin", otel.kind = "client"))]
     pub async fn begin(&self, partitions: &[i32]) -> Result<ScorerTxn> {
         let txn = crate::write_txn(&self.session).await?;
         if self.coordinated && !partitions.is_empty() {
@@ -713,6 +752,7 @@ impl std::fmt::Debug for ScorerTxn {
 
 impl ScorerTxn {
     /// Up to `limit` queue rows of `partitions`, oldest first.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.work", otel.kind = "client"))]
     pub async fn work(&self, partitions: &[i32], limit: u64) -> Result<Vec<WorkItem>> {
         let mut query = scoring_queue::Entity::find();
         // Owning every partition, read in id order without a filter: the primary key index
@@ -744,6 +784,7 @@ impl ScorerTxn {
     }
 
     /// Events by ingestion sequence number, with their tenant.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.events_by_seq", otel.kind = "client"))]
     pub async fn events_by_seq(&self, seqs: &[i64]) -> Result<Vec<(String, StoredEvent)>> {
         let mut out = Vec::with_capacity(seqs.len());
         for chunk in seqs.chunks(CHUNK) {
@@ -757,6 +798,7 @@ impl ScorerTxn {
     }
 
     /// Every stored event of the given leads of a tenant.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.lead_events", otel.kind = "client"))]
     pub async fn lead_events(
         &self,
         tenant_id: &str,
@@ -774,6 +816,7 @@ impl ScorerTxn {
     }
 
     /// Leads of a tenant by id (absent ones are left out).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.leads", otel.kind = "client"))]
     pub async fn leads(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<LeadRow>> {
         let rows = tenant_rows_by_keys::<lead::Entity, _>(
             &self.txn,
@@ -787,6 +830,7 @@ impl ScorerTxn {
     }
 
     /// Companies of a tenant by id (absent ones are left out).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.companies", otel.kind = "client"))]
     pub async fn companies(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<CompanyRow>> {
         let rows = tenant_rows_by_keys::<company::Entity, _>(
             &self.txn,
@@ -800,6 +844,7 @@ impl ScorerTxn {
     }
 
     /// Ids of a company's leads.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.company_lead_ids", otel.kind = "client"))]
     pub async fn company_lead_ids(&self, tenant_id: &str, company_id: &str) -> Result<Vec<String>> {
         Ok(lead::Entity::find()
             .filter(lead::Column::TenantId.eq(tenant_id))
@@ -812,6 +857,7 @@ impl ScorerTxn {
     }
 
     /// Stored scores (every model) of the given leads of a tenant.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.scores", otel.kind = "client"))]
     pub async fn scores(&self, tenant_id: &str, lead_ids: &[String]) -> Result<Vec<StoredScore>> {
         let rows = tenant_rows_by_keys::<lead_score::Entity, _>(
             &self.txn,
@@ -825,6 +871,7 @@ impl ScorerTxn {
     }
 
     /// Stored scores under `model_id` of a company's leads.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.company_member_scores", otel.kind = "client"))]
     pub async fn company_member_scores(
         &self,
         tenant_id: &str,
@@ -843,6 +890,7 @@ impl ScorerTxn {
     }
 
     /// Creates or replaces lead scores.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.put_scores", otel.kind = "client"))]
     pub async fn put_scores(&self, scores: Vec<StoredScore>) -> Result<()> {
         use lead_score::Column as C;
         let mut rows = scores.into_iter().map(score_model).peekable();
@@ -875,6 +923,7 @@ impl ScorerTxn {
     }
 
     /// Removes a lead's score under models that are no longer active.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.delete_scores", otel.kind = "client"))]
     pub async fn delete_scores(
         &self,
         tenant_id: &str,
@@ -894,6 +943,7 @@ impl ScorerTxn {
     }
 
     /// Creates, replaces or (with `None`) removes a company's score under a model.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.put_company_score", otel.kind = "client"))]
     pub async fn put_company_score(
         &self,
         key: (&str, &str, &str),
@@ -946,6 +996,7 @@ impl ScorerTxn {
     /// Appends changes to their tenants' streams and returns them numbered. The numbers of a
     /// tenant come from its counter row, locked until this transaction commits: a reader that
     /// sees change `n` has already been able to see every change before it.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.append_changes", otel.kind = "client"))]
     pub async fn append_changes(&self, changes: Vec<NewChange>) -> Result<Vec<ScoreChangeRecord>> {
         let mut by_tenant: BTreeMap<String, Vec<NewChange>> = BTreeMap::new();
         for c in changes {
@@ -999,12 +1050,14 @@ impl ScorerTxn {
     }
 
     /// Enqueues follow-up work (company recomputations, fan-out to a company's leads).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.enqueue", otel.kind = "client"))]
     pub async fn enqueue(&self, work: Vec<NewWork>, now: i64) -> Result<()> {
         enqueue(&self.txn, work, now).await
     }
 
     /// Deletes the queue rows `ids`: all of them, or the transaction fails (`Aborted`) because
     /// another worker applied some of them.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.consume", otel.kind = "client"))]
     pub async fn consume(&self, ids: &[i64]) -> Result<()> {
         let mut deleted = 0;
         for chunk in ids.chunks(CHUNK) {
@@ -1026,6 +1079,7 @@ impl ScorerTxn {
 
     /// Deletes the event work of a lead for events that a rebuild from stored events has just
     /// absorbed (events stored later keep their work).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.consume_absorbed", otel.kind = "client"))]
     pub async fn consume_absorbed(
         &self,
         tenant_id: &str,
@@ -1044,6 +1098,7 @@ impl ScorerTxn {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.commit", otel.kind = "client"))]
     pub async fn commit(self) -> Result<()> {
         self.txn.commit().await?;
         Ok(())

@@ -1,12 +1,16 @@
-//! Logs and traces for every Kelvin binary.
+//! Logs, traces and metrics for every Kelvin binary.
 //!
-//! Logs go to stderr (text or JSON). Traces are exported with OpenTelemetry (OTLP over gRPC)
-//! only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; the other standard `OTEL_*` variables apply.
-//! Incoming W3C `traceparent` headers become the parent of the call's span.
+//! Logs go to stderr (text or JSON). Traces and metrics are exported with OpenTelemetry (OTLP
+//! over gRPC) only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; the other standard `OTEL_*`
+//! variables apply. Metrics are also readable by Prometheus ([`metrics::serve`]). Incoming W3C
+//! `traceparent` headers become the parent of the call's span.
+
+pub mod metrics;
 
 use kelvin_config::{LogFormat, TelemetrySettings};
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
@@ -24,16 +28,24 @@ pub enum Error {
     AlreadyInstalled(String),
 }
 
-/// Flushes and stops trace export when dropped: keep it alive for the life of the process.
-#[must_use = "dropping the guard stops trace export"]
+/// Flushes and stops trace and metric export when dropped: keep it alive for the life of the
+/// process.
+#[must_use = "dropping the guard stops trace and metric export"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
+    prometheus: metrics::PrometheusReader,
 }
 
 impl TelemetryGuard {
     /// Whether traces are exported.
     pub fn exporting(&self) -> bool {
         self.provider.is_some()
+    }
+
+    /// What the Prometheus endpoint reads.
+    pub fn prometheus(&self) -> metrics::PrometheusReader {
+        self.prometheus.clone()
     }
 }
 
@@ -43,6 +55,11 @@ impl Drop for TelemetryGuard {
             && let Err(error) = provider.shutdown()
         {
             eprintln!("telemetry: flushing traces failed: {error}");
+        }
+        if let Some(meters) = self.meters.take()
+            && let Err(error) = meters.shutdown()
+        {
+            eprintln!("telemetry: flushing metrics failed: {error}");
         }
     }
 }
@@ -56,10 +73,10 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<Telemetr
         .unwrap_or_else(|_| format!("{},{QUIET_DEPENDENCIES}", settings.log_filter));
     let filter = EnvFilter::try_new(&directives).map_err(|e| Error::Filter(e.to_string()))?;
 
-    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(tracer_provider(service_name)?),
-        _ => None,
-    };
+    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|e| !e.is_empty());
+    let provider = if otlp { Some(tracer_provider(service_name)?) } else { None };
+    let prometheus = metrics::PrometheusReader::new();
+    let meters = meter_provider(service_name, otlp, prometheus.clone())?;
     let otel_layer = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_owned())));
@@ -85,7 +102,30 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<Telemetr
         .with(otel_layer)
         .try_init()
         .map_err(|e| Error::AlreadyInstalled(e.to_string()))?;
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard { provider, meters: Some(meters), prometheus })
+}
+
+/// The global meter provider: always read by the Prometheus reader, and pushed by OTLP when an
+/// endpoint is configured (`OTEL_METRIC_EXPORT_INTERVAL`, 60 s by default).
+fn meter_provider(
+    service_name: &str,
+    otlp: bool,
+    prometheus: metrics::PrometheusReader,
+) -> Result<SdkMeterProvider, Error> {
+    let resource =
+        opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build();
+    let mut builder = SdkMeterProvider::builder().with_resource(resource).with_reader(prometheus);
+    if otlp {
+        let exporter = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .build()
+            .map_err(|e| Error::Exporter(e.to_string()))?;
+        builder = builder
+            .with_reader(opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build());
+    }
+    let provider = builder.build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    Ok(provider)
 }
 
 fn tracer_provider(service_name: &str) -> Result<SdkTracerProvider, Error> {
@@ -95,13 +135,45 @@ fn tracer_provider(service_name: &str) -> Result<SdkTracerProvider, Error> {
         .map_err(|e| Error::Exporter(e.to_string()))?;
     let resource =
         opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build();
-    let provider =
-        SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build();
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(NoOrphanCalls)))
+        .build();
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     opentelemetry::global::set_tracer_provider(provider.clone());
     Ok(provider)
+}
+
+/// Samples every trace except one that would start at a store or cache call: those belong in
+/// the trace of the RPC or scoring batch that made them, and background polls (the scorer's
+/// idle reads, the purge sweeper) would otherwise export a trace several times a second.
+#[derive(Debug, Clone)]
+struct NoOrphanCalls;
+
+impl opentelemetry_sdk::trace::ShouldSample for NoOrphanCalls {
+    fn should_sample(
+        &self,
+        _parent: Option<&opentelemetry::Context>,
+        _trace_id: opentelemetry::trace::TraceId,
+        name: &str,
+        _kind: &opentelemetry::trace::SpanKind,
+        _attributes: &[opentelemetry::KeyValue],
+        _links: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        let orphan_call = name.starts_with("store.") || name.starts_with("cache.");
+        opentelemetry_sdk::trace::SamplingResult {
+            decision: if orphan_call {
+                opentelemetry_sdk::trace::SamplingDecision::Drop
+            } else {
+                opentelemetry_sdk::trace::SamplingDecision::RecordAndSample
+            },
+            attributes: Vec::new(),
+            trace_state: opentelemetry::trace::TraceState::default(),
+        }
+    }
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

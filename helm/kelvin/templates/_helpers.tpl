@@ -116,6 +116,9 @@ KELVIN_DATA_DIR: "/tmp/kelvin-data"
 KELVIN_MIGRATE_ON_START: "false"
 KELVIN_TELEMETRY__LOG_FORMAT: {{ $c.logFormat | quote }}
 KELVIN_TELEMETRY__LOG_FILTER: {{ $c.logFilter | quote }}
+{{- if .Values.metrics.enabled }}
+KELVIN_TELEMETRY__METRICS_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+{{- end }}
 KELVIN_SERVER__SHUTDOWN_GRACE_SECONDS: {{ $c.shutdownGraceSeconds | int | toString | quote }}
 KELVIN_SERVER__MAX_REQUEST_BYTES: {{ $c.maxRequestBytes | int64 | toString | quote }}
 KELVIN_CACHE__KEY_PREFIX: {{ $c.cacheKeyPrefix | quote }}

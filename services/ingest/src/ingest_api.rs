@@ -117,6 +117,7 @@ impl IngestApi {
         let access = runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(tenant_id).await?;
         if let Err(wait) = quotas.take(scope.tenant_id(), events.len()) {
+            count_events(tenant_id, "throttled", events.len());
             return Err(ApiError::ResourceExhausted(format!(
                 "tenant `{tenant_id}` is over its quota of {} events/s; retry in {wait:.2}s",
                 runtime.config.ingest.events_per_second
@@ -124,13 +125,28 @@ impl IngestApi {
         }
         let now = now_ms();
         let max_bytes = runtime.config.ingest.max_item_bytes;
-        batch(
+        let results = batch(
             events,
             |e| e.event_id.clone(),
             |i, e| validate::event(i, e, now, max_bytes),
             |valid| async { Ok(access.ingest_events(&scope, valid, trace_parent).await?) },
         )
-        .await
+        .await?;
+        let (accepted, duplicates, rejected) = counts(&results);
+        count_events(tenant_id, "accepted", accepted as usize);
+        count_events(tenant_id, "duplicate", duplicates as usize);
+        count_events(tenant_id, "rejected", rejected as usize);
+        Ok(results)
+    }
+}
+
+/// Adds to `kelvin.ingest.events` (the tenant is known to exist: it was resolved first).
+fn count_events(tenant_id: &str, outcome: &'static str, n: usize) {
+    use kelvin_telemetry::metrics::{instruments, kv};
+    if n > 0 {
+        instruments()
+            .ingest_events
+            .add(n as u64, &[kv("tenant", tenant_id.to_owned()), kv("outcome", outcome)]);
     }
 }
 

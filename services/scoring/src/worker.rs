@@ -23,9 +23,11 @@ use kelvin_server::Runtime;
 use kelvin_server::scores::{engine_company, engine_event, engine_lead};
 use kelvin_store::{
     ChangeCause, NewChange, NewWork, PARTITIONS, ScorerDb, ScorerTxn, StoredCompanyScore,
-    StoredEvent, StoredScore, WorkKind,
+    StoredEvent, StoredScore, WorkItem, WorkKind,
 };
+use kelvin_telemetry::metrics::{instruments, kv};
 use prost::Message;
+use tracing::Instrument as _;
 
 use crate::registry::Registry;
 use crate::{Hub, convert, score_key};
@@ -65,6 +67,35 @@ struct Pass {
     model_id: String,
     version: i64,
     after: String,
+    /// Leads of the tenant when the pass (re)started, read on its first page.
+    total: Option<u64>,
+    /// Leads paged through so far (all partitions: each replica pages every id).
+    scanned: u64,
+}
+
+impl Pass {
+    fn new(tenant_id: String, model_id: String, version: i64) -> Self {
+        Self { tenant_id, model_id, version, after: String::new(), total: None, scanned: 0 }
+    }
+
+    fn restart(&mut self) {
+        self.after.clear();
+        self.total = None;
+        self.scanned = 0;
+    }
+
+    /// Records `kelvin.rescore.progress` for this pass.
+    fn report(&self, done: bool) {
+        let progress = match self.total {
+            _ if done => 1.0,
+            Some(total) if total > 0 => (self.scanned as f64 / total as f64).min(1.0),
+            _ => 0.0,
+        };
+        instruments().rescore_progress.record(
+            progress,
+            &[kv("tenant", self.tenant_id.clone()), kv("model", self.model_id.clone())],
+        );
+    }
 }
 
 /// A lead to score now, and why.
@@ -93,6 +124,13 @@ struct Worker {
     passes: Vec<Pass>,
     last_rebalance: Option<Instant>,
     last_models_refresh: Option<Instant>,
+}
+
+/// Wall-clock milliseconds (lag is real time, whatever the scoring clock says).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Rendezvous hash of a member slot and a partition.
@@ -220,30 +258,37 @@ impl Worker {
             );
         }
         self.owned = owned;
+        self.report_queue_age().await?;
 
         self.refresh_models().await?;
         if !taken.is_empty() {
             self.refresh_cache(&taken).await?;
             // Leads of partitions taken over may be behind a model version: pass again.
             for p in &mut self.passes {
-                p.after.clear();
+                p.restart();
             }
             let mut restart = Vec::new();
             for (tenant, models) in self.registry.tenants() {
                 for (model_id, version) in models {
                     if !self.passes.iter().any(|p| p.tenant_id == tenant && p.model_id == model_id)
                     {
-                        restart.push(Pass {
-                            tenant_id: tenant.clone(),
-                            model_id,
-                            version,
-                            after: String::new(),
-                        });
+                        restart.push(Pass::new(tenant.clone(), model_id, version));
                     }
                 }
             }
             self.passes.extend(restart);
         }
+        Ok(())
+    }
+
+    /// Records `kelvin.scoring.queue.oldest_age`: how far behind scoring is, even when it
+    /// applies nothing (a stopped or starved scorer).
+    async fn report_queue_age(&self) -> kelvin_store::Result<()> {
+        let age = match self.db.oldest_work_time().await? {
+            Some(enqueued) => (wall_ms() - enqueued).max(0) as f64 / 1e3,
+            None => 0.0,
+        };
+        instruments().queue_oldest_age.record(age, &[]);
         Ok(())
     }
 
@@ -253,12 +298,7 @@ impl Worker {
         self.last_models_refresh = Some(Instant::now());
         for a in changed {
             self.passes.retain(|p| !(p.tenant_id == a.tenant_id && p.model_id == a.model_id));
-            self.passes.push(Pass {
-                tenant_id: a.tenant_id,
-                model_id: a.model_id,
-                version: a.version,
-                after: String::new(),
-            });
+            self.passes.push(Pass::new(a.tenant_id, a.model_id, a.version));
         }
         Ok(())
     }
@@ -307,6 +347,18 @@ impl Worker {
             txn.commit().await?;
             return Ok(false);
         }
+        let span = tracing::info_span!("score_batch", work = work.len());
+        self.apply_work(txn, work, now).instrument(span).await?;
+        Ok(true)
+    }
+
+    /// Scores one non-empty batch of queued work and commits it, in the batch's span.
+    async fn apply_work(
+        &mut self,
+        txn: ScorerTxn,
+        work: Vec<WorkItem>,
+        now: i64,
+    ) -> kelvin_store::Result<()> {
         let seqs: Vec<i64> = work.iter().filter_map(|w| w.event_seq).collect();
         let mut events: HashMap<i64, (String, StoredEvent)> = txn
             .events_by_seq(&seqs)
@@ -353,6 +405,7 @@ impl Worker {
             .map(|parent| {
                 let span = tracing::info_span!("score_events", batch = work.len());
                 kelvin_telemetry::set_stored_parent(&span, parent);
+                span.follows_from(tracing::Span::current());
                 span
             })
             .collect();
@@ -373,9 +426,21 @@ impl Worker {
                     .push((Namespace::Tenant(tenant.clone()), score_key(&m.model_id, &lead)));
             }
         }
+        let mut scored: BTreeMap<&str, u64> = BTreeMap::new();
+        for w in work.iter().filter(|w| w.kind == WorkKind::Event) {
+            *scored.entry(&w.tenant_id).or_default() += 1;
+        }
         txn.consume(&ids).await?;
         self.finish(txn, after).await?;
-        Ok(true)
+        let instruments = instruments();
+        let done = wall_ms();
+        for w in &work {
+            instruments.scoring_lag.record((done - w.enqueue_time_ms).max(0) as f64 / 1e3, &[]);
+        }
+        for (tenant, n) in scored {
+            instruments.scored_events.add(n, &[kv("tenant", tenant.to_owned())]);
+        }
+        Ok(())
     }
 
     /// Re-evaluates leads whose band time alone moves by now.
@@ -403,13 +468,22 @@ impl Worker {
                 self.passes.remove(0);
                 continue;
             }
+            if pass.total.is_none() {
+                let total = self.db.lead_count(&pass.tenant_id).await?;
+                if let Some(p) = self.passes.first_mut() {
+                    p.total = Some(total);
+                }
+                continue;
+            }
             let ids = self.db.lead_ids(&pass.tenant_id, &pass.after, PASS_BATCH).await?;
             let Some(last) = ids.last().cloned() else {
                 tracing::info!(tenant = %pass.tenant_id, model = %pass.model_id,
                     version = pass.version, "rescore pass finished");
+                pass.report(true);
                 self.passes.remove(0);
                 continue;
             };
+            let paged = ids.len() as u64;
             let mine: Vec<String> = ids
                 .into_iter()
                 .filter(|id| {
@@ -424,10 +498,13 @@ impl Worker {
             let tenant = pass.tenant_id.clone();
             if let Some(p) = self.passes.first_mut() {
                 p.after = last;
+                p.scanned += paged;
+                p.report(false);
             }
             if stale.is_empty() {
                 continue;
             }
+            let rescored = stale.len() as u64;
             let now = self.runtime.clock.now_ms();
             let txn = self.db.begin(&self.owned).await?;
             let touches = stale
@@ -441,6 +518,7 @@ impl Worker {
                 .collect();
             let after = self.score_leads(&txn, touches, now).await?;
             self.finish(txn, after).await?;
+            instruments().rescored_leads.add(rescored, &[kv("tenant", tenant)]);
             return Ok(true);
         }
         Ok(false)

@@ -1,0 +1,378 @@
+//! Kelvin's metrics: one set of OpenTelemetry instruments, read two ways — pushed by OTLP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and pulled from a Prometheus `/metrics` endpoint when
+//! `telemetry.metrics_listen` is.
+//!
+//! The Prometheus side is a [`ManualReader`] rendered to the text exposition format on each
+//! scrape: no second registry, so both exports always agree.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Gauge, Histogram};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
+
+/// Latency buckets, in seconds: from a cache hit (sub-millisecond) to a slow import batch.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Scoring lag buckets, in seconds: from a few milliseconds behind to minutes behind.
+const LAG_BUCKETS: &[f64] =
+    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
+
+/// Every instrument Kelvin records. Names follow OpenTelemetry conventions; the Prometheus
+/// endpoint shows them with `.` → `_`, the unit appended and `_total` on counters.
+#[derive(Debug)]
+pub struct Instruments {
+    /// `rpc.server.call.duration` (s) by `rpc.method` and `rpc.grpc.status_code`.
+    pub rpc_duration: Histogram<f64>,
+    /// `kelvin.ingest.events` by `tenant` and `outcome` (accepted, duplicate, rejected,
+    /// throttled).
+    pub ingest_events: Counter<u64>,
+    /// `kelvin.cache.lookups` by `result` (hit, miss, error): the hit ratio's two halves.
+    pub cache_lookups: Counter<u64>,
+    /// `kelvin.scoring.events` by `tenant`: events absorbed into stored scores.
+    pub scored_events: Counter<u64>,
+    /// `kelvin.scoring.lag` (s): from a work item's enqueue to the commit that applied it.
+    pub scoring_lag: Histogram<f64>,
+    /// `kelvin.scoring.queue.oldest_age` (s): age of the oldest work not applied yet, 0 when
+    /// the queue is empty; an alert on it catches a scorer that stopped.
+    pub queue_oldest_age: Gauge<f64>,
+    /// `kelvin.rescore.progress` (0..1) by `tenant` and `model`: share of a running rescore
+    /// pass done by this replica; 1 once finished.
+    pub rescore_progress: Gauge<f64>,
+    /// `kelvin.rescore.leads` by `tenant`: leads rescored after a model activation.
+    pub rescored_leads: Counter<u64>,
+}
+
+/// The process's instruments, bound to the meter provider installed by [`crate::init`] (a
+/// no-op provider when `init` was not called, as in in-process tests).
+pub fn instruments() -> &'static Instruments {
+    static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+    INSTRUMENTS.get_or_init(|| {
+        let meter = opentelemetry::global::meter("kelvin");
+        Instruments {
+            rpc_duration: meter
+                .f64_histogram("rpc.server.call.duration")
+                .with_unit("s")
+                .with_description("Duration of gRPC calls, to the response headers")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            ingest_events: meter
+                .u64_counter("kelvin.ingest.events")
+                .with_description("Events received, by tenant and outcome")
+                .build(),
+            cache_lookups: meter
+                .u64_counter("kelvin.cache.lookups")
+                .with_description("Cache lookups, by result")
+                .build(),
+            scored_events: meter
+                .u64_counter("kelvin.scoring.events")
+                .with_description("Events absorbed into stored scores, by tenant")
+                .build(),
+            scoring_lag: meter
+                .f64_histogram("kelvin.scoring.lag")
+                .with_unit("s")
+                .with_description("Time from enqueued work to the commit of its score")
+                .with_boundaries(LAG_BUCKETS.to_vec())
+                .build(),
+            queue_oldest_age: meter
+                .f64_gauge("kelvin.scoring.queue.oldest_age")
+                .with_unit("s")
+                .with_description("Age of the oldest scoring work not applied yet")
+                .build(),
+            rescore_progress: meter
+                .f64_gauge("kelvin.rescore.progress")
+                .with_description("Share of the running rescore pass done by this replica")
+                .build(),
+            rescored_leads: meter
+                .u64_counter("kelvin.rescore.leads")
+                .with_description("Leads rescored after a model activation, by tenant")
+                .build(),
+        }
+    })
+}
+
+/// Shorthand for one attribute.
+pub fn kv(key: &'static str, value: impl Into<opentelemetry::Value>) -> KeyValue {
+    KeyValue::new(key, value)
+}
+
+/// The pull side of the meter provider: a [`ManualReader`] shared between the provider and the
+/// `/metrics` endpoint.
+#[derive(Debug, Clone)]
+pub struct PrometheusReader(Arc<ManualReader>);
+
+impl PrometheusReader {
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(ManualReader::builder().with_temporality(Temporality::Cumulative).build()))
+    }
+
+    /// Collects every instrument and renders the Prometheus text exposition format.
+    pub fn render(&self) -> Result<String, String> {
+        let mut metrics = ResourceMetrics::default();
+        self.0.collect(&mut metrics).map_err(|e| e.to_string())?;
+        Ok(render(&metrics))
+    }
+}
+
+impl MetricReader for PrometheusReader {
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.0.register_pipeline(pipeline);
+    }
+
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.0.collect(rm)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        self.0.temporality(kind)
+    }
+}
+
+/// `rpc.server.call.duration` + `s` → `rpc_server_call_duration_seconds`.
+fn metric_name(name: &str, unit: &str) -> String {
+    let mut out = sanitize(name);
+    let suffix = match unit {
+        "s" => "seconds",
+        "ms" => "milliseconds",
+        "By" => "bytes",
+        _ => "",
+    };
+    if !suffix.is_empty() && !out.ends_with(suffix) {
+        out.push('_');
+        out.push_str(suffix);
+    }
+    out
+}
+
+fn sanitize(name: &str) -> String {
+    let mut out: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
+}
+
+fn labels<'a>(
+    attributes: impl Iterator<Item = &'a KeyValue>,
+    extra: Option<(&str, &str)>,
+) -> String {
+    let mut pairs: Vec<(String, String)> =
+        attributes.map(|kv| (sanitize(kv.key.as_str()), escape(&kv.value.as_str()))).collect();
+    pairs.sort();
+    if let Some((k, v)) = extra {
+        pairs.push((k.to_owned(), escape(v)));
+    }
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+fn number(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
+}
+
+trait AsF64: Copy {
+    fn as_f64(self) -> f64;
+}
+impl AsF64 for f64 {
+    fn as_f64(self) -> f64 {
+        self
+    }
+}
+impl AsF64 for u64 {
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
+}
+impl AsF64 for i64 {
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+fn write_data<T: AsF64>(out: &mut String, name: &str, help: &str, data: &MetricData<T>) {
+    match data {
+        MetricData::Gauge(g) => {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for p in g.data_points() {
+                let _ = writeln!(
+                    out,
+                    "{name}{} {}",
+                    labels(p.attributes(), None),
+                    number(p.value().as_f64())
+                );
+            }
+        }
+        MetricData::Sum(s) => {
+            let (full, kind) = if s.is_monotonic() {
+                (format!("{name}_total"), "counter")
+            } else {
+                (name.to_owned(), "gauge")
+            };
+            let _ = writeln!(out, "# HELP {full} {help}\n# TYPE {full} {kind}");
+            for p in s.data_points() {
+                let _ = writeln!(
+                    out,
+                    "{full}{} {}",
+                    labels(p.attributes(), None),
+                    number(p.value().as_f64())
+                );
+            }
+        }
+        MetricData::Histogram(h) => {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for p in h.data_points() {
+                let attributes: Vec<&KeyValue> = p.attributes().collect();
+                let mut cumulative = 0u64;
+                let bounds: Vec<f64> = p.bounds().collect();
+                for (i, count) in p.bucket_counts().enumerate() {
+                    cumulative += count;
+                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{} {cumulative}",
+                        labels(attributes.iter().copied(), Some(("le", &number(le))))
+                    );
+                }
+                let plain = labels(attributes.iter().copied(), None);
+                let _ = writeln!(out, "{name}_sum{plain} {}", number(p.sum().as_f64()));
+                let _ = writeln!(out, "{name}_count{plain} {}", p.count());
+            }
+        }
+        MetricData::ExponentialHistogram(_) => {}
+    }
+}
+
+/// Renders collected metrics in the Prometheus text exposition format (version 0.0.4).
+fn render(metrics: &ResourceMetrics) -> String {
+    let mut out = String::new();
+    for scope in metrics.scope_metrics() {
+        for metric in scope.metrics() {
+            let name = metric_name(metric.name(), metric.unit());
+            let help = metric.description().replace('\n', " ");
+            match metric.data() {
+                AggregatedMetrics::F64(d) => write_data(&mut out, &name, &help, d),
+                AggregatedMetrics::U64(d) => write_data(&mut out, &name, &help, d),
+                AggregatedMetrics::I64(d) => write_data(&mut out, &name, &help, d),
+            }
+        }
+    }
+    out
+}
+
+/// Serves `GET /metrics` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, reader: PrometheusReader) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "metrics endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let reader = reader.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+                let reader = reader.clone();
+                async move {
+                    if request.uri().path() != "/metrics" {
+                        hyper::Response::builder()
+                            .status(404)
+                            .body(Full::new(Bytes::from_static(b"only /metrics here\n")))
+                    } else {
+                        match reader.render() {
+                            Ok(text) => hyper::Response::builder()
+                                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                                .body(Full::new(Bytes::from(text))),
+                            Err(error) => hyper::Response::builder()
+                                .status(500)
+                                .body(Full::new(Bytes::from(format!("collect failed: {error}\n")))),
+                        }
+                    }
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(error) =
+                hyper::server::conn::http1::Builder::new().serve_connection(io, service).await
+            {
+                tracing::debug!(%error, "metrics endpoint: connection ended");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+
+    use super::*;
+
+    #[test]
+    fn renders_counters_gauges_and_histograms_in_the_exposition_format() {
+        let reader = PrometheusReader::new();
+        let provider = SdkMeterProvider::builder().with_reader(reader.clone()).build();
+        let meter = provider.meter("test");
+        let counter = meter.u64_counter("kelvin.ingest.events").build();
+        counter.add(3, &[kv("tenant", "t\"1"), kv("outcome", "accepted")]);
+        let gauge = meter.f64_gauge("kelvin.rescore.progress").build();
+        gauge.record(0.5, &[kv("tenant", "t1")]);
+        let histogram = meter
+            .f64_histogram("rpc.server.call.duration")
+            .with_unit("s")
+            .with_boundaries(vec![0.01, 0.1])
+            .build();
+        histogram.record(0.005, &[kv("rpc.method", "/a/B")]);
+        histogram.record(0.05, &[kv("rpc.method", "/a/B")]);
+        histogram.record(5.0, &[kv("rpc.method", "/a/B")]);
+
+        let text = reader.render().unwrap();
+        assert!(text.contains("# TYPE kelvin_ingest_events_total counter"), "{text}");
+        assert!(
+            text.contains(r#"kelvin_ingest_events_total{outcome="accepted",tenant="t\"1"} 3"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"kelvin_rescore_progress{tenant="t1"} 0.5"#), "{text}");
+        assert!(text.contains("# TYPE rpc_server_call_duration_seconds histogram"), "{text}");
+        for line in [
+            r#"rpc_server_call_duration_seconds_bucket{rpc_method="/a/B",le="0.01"} 1"#,
+            r#"rpc_server_call_duration_seconds_bucket{rpc_method="/a/B",le="0.1"} 2"#,
+            r#"rpc_server_call_duration_seconds_bucket{rpc_method="/a/B",le="+Inf"} 3"#,
+            r#"rpc_server_call_duration_seconds_sum{rpc_method="/a/B"} 5.05"#,
+            r#"rpc_server_call_duration_seconds_count{rpc_method="/a/B"} 3"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+}
