@@ -2,6 +2,7 @@
 //! developer's machine and CI run the tests, servers and linters the same way.
 
 mod bench;
+mod bench_report;
 mod chart;
 mod cmd;
 mod lint;
@@ -22,20 +23,21 @@ usage: cargo xtask <command>
 commands:
   test       install what the tests need, lint the contract with buf, check the Helm chart,
              then run the workspace's tests against SQLite and against PostgreSQL (with Redis),
-             then the ingest bench in smoke mode, and print a summary (KELVIN_TEST_THREADS:
+             then the load benches in smoke mode, and print a summary (KELVIN_TEST_THREADS:
              threads per test binary, default 4)
   services   start throwaway PostgreSQL and Redis, print their URLs as `export` lines, and
              stop them when stdin closes or on ctrl-c
   lint       buf lint, cargo fmt --check and cargo clippy -D warnings
   chart      lint the Helm chart helm/kelvin, render it with each ci/*-values.yaml, validate the
              manifests against the Kubernetes 1.31 schemas and check the chart's own rules
-  bench [engine] [ingest] [--smoke]
+  bench [engine] [ingest] [rescore] [tenants] [memory] [--smoke]
              benchmarks (all without a name): `engine` builds benches/engine-peers in release,
              checks Kelvin, zen-engine, CEL and hand-written Rust agree, times them and writes
-             target/bench/engine.{json,md}; `ingest` builds the services and benches/load in
-             release, starts PostgreSQL (fsync on) and Redis, and measures COPY, batch and
-             streaming ingest, scoring and ack-to-readable latency (target/bench/ingest.*);
-             --smoke: tiny sizes
+             target/bench/engine.{json,md}; the others build the services and benches/load in
+             release, start PostgreSQL (fsync on) and Redis, and measure: `ingest` B1-B4 (COPY,
+             batch and streaming ingest, scoring, ack-to-readable, GetScore vs an empty
+             service), `rescore` B6, `tenants` B7 (noisy neighbour), `memory` B8 (scorer RSS per
+             lead); then target/bench/summary.{md,json,svg}; --smoke: tiny sizes
   help       this text";
 
 fn main() -> ExitCode {

@@ -43,8 +43,8 @@ pub fn test(root: &Path) -> Result<ExitCode> {
         let services = phase("start servers", || Services::start(&tools))?;
         let env = PassEnv { root, venv: &venv, services: &services, threads };
         let passes = vec![run_pass(&env, Backend::Sqlite), run_pass(&env, Backend::Postgres)];
-        // The load benchmark in smoke mode (tiny sizes, debug build) so that it cannot rot.
-        let smoke = phase("bench smoke", || crate::bench::ingest_smoke(root, &services));
+        // The load benchmarks in smoke mode (tiny sizes, debug build) so that they cannot rot.
+        let smoke = phase("bench smoke", || crate::bench::load_smoke(root, &services));
         if let Err(error) = &smoke {
             eprintln!("xtask: bench smoke failed: {error:#}");
         }
