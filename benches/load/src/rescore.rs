@@ -47,7 +47,7 @@ pub async fn run(args: &Args) -> Result<()> {
         &scoring,
         &setup.token,
         TENANT,
-        Duration::from_millis(250),
+        Duration::from_secs(1),
         Duration::from_secs(1800),
     )
     .await?;

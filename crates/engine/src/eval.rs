@@ -259,7 +259,94 @@ struct Item {
 /// Per engagement rule: its outcome and, on the full path, the ids of its events.
 pub(crate) type EngagementLines = Vec<(RuleOutcome, Vec<String>)>;
 
+/// Engagement bounded, then combined with fit and bounded: the steps of [`CompiledModel::assemble`]
+/// after the rules.
+struct Combined {
+    engagement: i64,
+    plain: i64,
+    combined: i64,
+    total: i64,
+}
+
+/// The band a combination falls in (references into the model).
+struct Picked<'a> {
+    label: &'a str,
+    action: Option<&'a str>,
+    grade: Option<&'a str>,
+}
+
+/// What of a lead's score does not move with time: its bounded fit and whether an exclusion
+/// applies. [`crate::LeadState::next_band_change`] computes it once and then only re-adds
+/// engagement at each probed hour.
+pub(crate) struct TimeFixed {
+    fit: i64,
+    disqualified: bool,
+}
+
 impl CompiledModel {
+    fn combine(&self, fit: i64, eng_raw: i64) -> Combined {
+        let engagement = self.engagement_bounds.apply(eng_raw);
+        let plain = fit.saturating_add(engagement);
+        let combined = match self.weights {
+            None => plain,
+            Some((wf, we)) => sat(div_round_half_even(
+                i128::from(fit) * i128::from(wf) + i128::from(engagement) * i128::from(we),
+                1000,
+            )),
+        };
+        Combined { engagement, plain, combined, total: self.total_bounds.apply(combined) }
+    }
+
+    fn pick_band(&self, fit: i64, engagement: i64, total: i64) -> Picked<'_> {
+        const NONE: Picked<'static> = Picked { label: "", action: None, grade: None };
+        match &self.bands {
+            CBands::Thresholds(ts) => pick(ts, total).map_or(NONE, |t| Picked {
+                label: &t.label,
+                action: t.action.as_deref(),
+                grade: None,
+            }),
+            CBands::Matrix { fit: fg, engagement: eg, cells, actions } => {
+                let fi = fg.iter().position(|t| t.min.is_none_or(|m| fit >= m));
+                let ei = eg.iter().position(|t| t.min.is_none_or(|m| engagement >= m));
+                match (fi, ei) {
+                    (Some(f), Some(e)) => match cells.get(f).and_then(|r| r.get(e)) {
+                        Some((grade, label)) => Picked {
+                            label,
+                            action: actions.get(label).map(String::as_str),
+                            grade: Some(grade),
+                        },
+                        None => NONE,
+                    },
+                    _ => NONE,
+                }
+            }
+        }
+    }
+
+    /// See [`TimeFixed`].
+    pub(crate) fn time_fixed(&self, lead: &Lead, company: Option<&Company>) -> TimeFixed {
+        let ctx = Ctx {
+            lead: Some(&lead.attributes),
+            company: company.map(|c| &c.attributes),
+            event: None,
+        };
+        let (fit_raw, _) = fit_lines(&self.fit, &ctx, ContributionKind::Fit, 0);
+        TimeFixed {
+            fit: self.fit_bounds.apply(fit_raw),
+            disqualified: self.exclusions.iter().any(|x| x.cond.eval(&ctx)),
+        }
+    }
+
+    /// The band [`CompiledModel::assemble`] gives for `fixed` and the raw engagement `eng_raw`,
+    /// without building the explanation.
+    pub(crate) fn band_of<'a>(&'a self, fixed: &TimeFixed, eng_raw: i64) -> &'a str {
+        if fixed.disqualified {
+            return DISQUALIFIED;
+        }
+        let c = self.combine(fixed.fit, eng_raw);
+        self.pick_band(fixed.fit, c.engagement, c.total).label
+    }
+
     /// The bit of an event type among [`CompiledModel::event_types`] (0 when not there).
     fn type_bit(&self, kind: &str) -> u64 {
         if self.event_types.is_empty() {
@@ -397,23 +484,13 @@ impl CompiledModel {
                 events: ids,
             });
         }
-        let engagement = self.engagement_bounds.apply(eng_raw);
+        let Combined { engagement, plain, combined, total } = self.combine(fit, eng_raw);
         contributions.extend(adjustment(
             "bound:engagement",
             ContributionKind::EngagementBound,
             engagement - eng_raw,
         ));
-
-        let plain = fit.saturating_add(engagement);
-        let combined = match self.weights {
-            None => plain,
-            Some((wf, we)) => sat(div_round_half_even(
-                i128::from(fit) * i128::from(wf) + i128::from(engagement) * i128::from(we),
-                1000,
-            )),
-        };
         contributions.extend(adjustment("weights", ContributionKind::Weighting, combined - plain));
-        let total = self.total_bounds.apply(combined);
         contributions.extend(adjustment(
             "bound:total",
             ContributionKind::TotalBound,
@@ -425,29 +502,12 @@ impl CompiledModel {
             .iter()
             .find(|x| x.cond.eval(&ctx))
             .map(|x| Disqualification { rule_id: x.id.clone(), reason: x.reason.clone() });
-        let (mut band, mut action, grade) = match &self.bands {
-            CBands::Thresholds(ts) => {
-                let t = pick(ts, total);
-                (
-                    t.map(|t| t.label.clone()).unwrap_or_default(),
-                    t.and_then(|t| t.action.clone()),
-                    None,
-                )
-            }
-            CBands::Matrix { fit: fg, engagement: eg, cells, actions } => {
-                let fi = fg.iter().position(|t| t.min.is_none_or(|m| fit >= m));
-                let ei = eg.iter().position(|t| t.min.is_none_or(|m| engagement >= m));
-                match (fi, ei) {
-                    (Some(f), Some(e)) => match cells.get(f).and_then(|r| r.get(e)) {
-                        Some((grade, label)) => {
-                            (label.clone(), actions.get(label).cloned(), Some(grade.clone()))
-                        }
-                        None => (String::new(), None, None),
-                    },
-                    _ => (String::new(), None, None),
-                }
-            }
-        };
+        let picked = self.pick_band(fit, engagement, total);
+        let (mut band, mut action, grade) = (
+            picked.label.to_owned(),
+            picked.action.map(str::to_owned),
+            picked.grade.map(str::to_owned),
+        );
         if disqualified.is_some() {
             band = DISQUALIFIED.to_owned();
             action = None;

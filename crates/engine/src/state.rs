@@ -188,6 +188,17 @@ impl LeadState {
         as_of: Timestamp,
     ) -> Score {
         let as_of_hour = hour_of(as_of);
+        let lines: EngagementLines = model
+            .engagement
+            .iter()
+            .zip(&self.buckets(model, as_of_hour))
+            .map(|(rule, buckets)| (engagement_rule(rule, buckets, as_of_hour), Vec::new()))
+            .collect();
+        model.assemble(lead, company, lines)
+    }
+
+    /// Counts per (rule, hour) up to `as_of_hour`, rule by rule.
+    fn buckets(&self, model: &CompiledModel, as_of_hour: i32) -> Vec<Vec<(i32, u64)>> {
         let mut per_rule: Vec<Vec<(i32, u64)>> = vec![Vec::new(); model.engagement.len()];
         for &e in &self.entries {
             let (rule, hour) = unpack(e);
@@ -202,13 +213,26 @@ impl LeadState {
                 }
             }
         }
-        let lines: EngagementLines = model
+        per_rule
+    }
+
+    /// The band at `as_of` given the lead's time-independent part: what
+    /// [`LeadState::score`] would give, without fit rules or explanations.
+    fn band_at<'m>(
+        &self,
+        model: &'m CompiledModel,
+        fixed: &crate::eval::TimeFixed,
+        as_of: Timestamp,
+    ) -> &'m str {
+        let as_of_hour = hour_of(as_of);
+        let eng_raw = model
             .engagement
             .iter()
-            .zip(&per_rule)
-            .map(|(rule, buckets)| (engagement_rule(rule, buckets, as_of_hour), Vec::new()))
-            .collect();
-        model.assemble(lead, company, lines)
+            .zip(&self.buckets(model, as_of_hour))
+            .map(|(rule, buckets)| engagement_rule(rule, buckets, as_of_hour))
+            .filter(|o| o.detail.awards != 0)
+            .fold(0_i64, |sum, o| sum.saturating_add(o.points));
+        model.band_of(fixed, eng_raw)
     }
 }
 
@@ -236,9 +260,10 @@ impl LeadState {
             return None;
         }
         let start = i64::from(hour_of(as_of));
-        let band_at = |hour: i64| {
-            self.score(model, lead, company, hour.saturating_mul(crate::fixed::HOUR_MS)).band
-        };
+        // Fit and exclusions do not move with time: evaluated once, not at every probe.
+        let fixed = model.time_fixed(lead, company);
+        let band_at =
+            |hour: i64| self.band_at(model, &fixed, hour.saturating_mul(crate::fixed::HOUR_MS));
         let now = band_at(start);
         let (mut same, mut step) = (0_i64, 1_i64);
         let changed = loop {
@@ -268,6 +293,65 @@ impl LeadState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast band of `next_band_change` is the band `score` gives, for every sample model
+    /// (thresholds, a grade matrix, weights, exclusions, fit regexes), at every probed hour.
+    #[test]
+    fn band_at_agrees_with_score() {
+        use crate::{Company, Event, Lead};
+        let samples = [
+            include_str!("../../../examples/models/b2b-saas.yaml"),
+            include_str!("../../../examples/models/b2c-ecommerce.yaml"),
+            include_str!("../../../examples/models/bant-grid.yaml"),
+        ];
+        let leads = [
+            serde_json::json!({}),
+            serde_json::json!({"job_title": "VP Marketing", "email": "ana@acme.example",
+                "company_size": 400, "country": "FR", "budget": "confirmed"}),
+            serde_json::json!({"job_title": "Student", "email": "bob@gmail.com"}),
+            serde_json::json!({"email": "x@rivalsoft.example", "email_validity": "fail"}),
+        ];
+        let kinds = [
+            "page_view",
+            "email_open",
+            "email_click",
+            "demo_request",
+            "form_submit",
+            "content_download",
+            "webinar",
+            "pricing_view",
+            "purchase",
+            "cart_add",
+        ];
+        let start = 1_763_000_000_000_i64;
+        for yaml in samples {
+            let model = CompiledModel::from_yaml(yaml).expect("sample model compiles");
+            for (li, attributes) in leads.iter().enumerate() {
+                let lead: Lead =
+                    serde_json::from_value(serde_json::json!({"attributes": attributes}))
+                        .expect("lead");
+                let company: Option<Company> = None;
+                let events: Vec<Event> = (0..(li * 7 + 5))
+                    .map(|i| Event {
+                        id: format!("e{i}"),
+                        kind: kinds[(i * 3 + li) % kinds.len()].into(),
+                        time_ms: start - (i as i64 % 40) * 6 * crate::fixed::HOUR_MS,
+                        properties: [("url".to_owned(), serde_json::json!("/pricing"))].into(),
+                    })
+                    .collect();
+                let state = LeadState::from_events(&model, &events);
+                let fixed = model.time_fixed(&lead, company.as_ref());
+                for h in (0..2000).step_by(7) {
+                    let at = start + h * crate::fixed::HOUR_MS;
+                    assert_eq!(
+                        state.band_at(&model, &fixed, at),
+                        state.score(&model, &lead, company.as_ref(), at).band,
+                        "lead {li} at hour {h}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn bytes_round_trip_and_are_checked() {

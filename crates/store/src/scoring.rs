@@ -10,7 +10,7 @@
 //! transaction that applies it to the scores. [`ScorerTxn::consume`] fails unless it deletes
 //! every row it was given, so two workers can never both apply the same row.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use sea_orm::sea_query::OnConflict;
@@ -323,7 +323,18 @@ impl Store {
     pub async fn scorer_db(&self) -> Result<ScorerDb> {
         match self.db.get_database_backend() {
             DbBackend::Postgres => {
-                let mut options = ConnectOptions::new(self.url.to_string());
+                // Every query of this session is a key lookup or a range on an index. After
+                // bulk writes (a first import, a rescore) the statistics autovacuum keeps lag
+                // by a minute or more and say the tables are tiny, so the planner picks
+                // sequential scans, cached in generic plans: tens of ms per 500-key lookup on
+                // a 100k-row table instead of 2. So: no sequential scan unless no index
+                // applies, and plans made for the actual keys (planning costs ~0.5 ms).
+                let separator = if self.url.contains('?') { '&' } else { '?' };
+                let url = format!(
+                    "{}{separator}options=-c%20plan_cache_mode%3Dforce_custom_plan%20-c%20enable_seqscan%3Doff",
+                    self.url
+                );
+                let mut options = ConnectOptions::new(url);
                 options
                     .sqlx_logging(false)
                     .max_connections(1)
@@ -637,7 +648,7 @@ impl ScorerDb {
                 .column(lead_score::Column::LeadId)
                 .column(lead_score::Column::ModelVersion)
                 .into_tuple()
-                .all(&self.db)
+                .all(&self.session)
                 .await?;
             out.extend(rows);
         }
@@ -1077,21 +1088,38 @@ impl ScorerTxn {
         Ok(())
     }
 
-    /// Deletes the event work of a lead for events that a rebuild from stored events has just
-    /// absorbed (events stored later keep their work).
+    /// Deletes the event work of rebuilt leads for events their rebuild from stored events has
+    /// just absorbed (`absorbed`: lead → event seqs; events stored later keep their work).
+    /// One indexed read of the leads' queued event work, then a delete of only what matched:
+    /// during a rescore there is usually nothing queued, so nothing to delete.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.consume_absorbed", otel.kind = "client"))]
     pub async fn consume_absorbed(
         &self,
         tenant_id: &str,
-        lead_id: &str,
-        seqs: &[i64],
+        absorbed: &HashMap<String, HashSet<i64>>,
     ) -> Result<()> {
-        for chunk in seqs.chunks(CHUNK) {
-            scoring_queue::Entity::delete_many()
+        let leads: Vec<&String> = absorbed.keys().collect();
+        let mut ids = Vec::new();
+        for chunk in leads.chunks(CHUNK) {
+            let queued: Vec<(i64, String, Option<i64>)> = scoring_queue::Entity::find()
                 .filter(scoring_queue::Column::TenantId.eq(tenant_id))
-                .filter(scoring_queue::Column::SubjectId.eq(lead_id))
+                .filter(scoring_queue::Column::SubjectId.is_in(chunk.iter().map(|l| l.as_str())))
                 .filter(scoring_queue::Column::Kind.eq(WorkKind::Event as i32))
-                .filter(scoring_queue::Column::EventSeq.is_in(chunk.iter().copied()))
+                .select_only()
+                .column(scoring_queue::Column::Id)
+                .column(scoring_queue::Column::SubjectId)
+                .column(scoring_queue::Column::EventSeq)
+                .into_tuple()
+                .all(&self.txn)
+                .await?;
+            ids.extend(queued.into_iter().filter_map(|(id, lead, seq)| {
+                let seq = seq?;
+                absorbed.get(&lead).is_some_and(|seqs| seqs.contains(&seq)).then_some(id)
+            }));
+        }
+        for chunk in ids.chunks(CHUNK) {
+            scoring_queue::Entity::delete_many()
+                .filter(scoring_queue::Column::Id.is_in(chunk.iter().copied()))
                 .exec(&self.txn)
                 .await?;
         }

@@ -13,7 +13,7 @@
 //! **Exactly once.** A queue row is deleted in the transaction that applies it (see
 //! `kelvin_store::ScorerTxn::consume`), together with the new score, state and changes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -584,6 +584,8 @@ impl Worker {
             for e in txn.lead_events(&tenant, &rebuild).await? {
                 history.entry(e.lead_id.clone()).or_default().push(e);
             }
+            let rebuild: HashSet<String> = rebuild.into_iter().collect();
+            let mut absorbed: HashMap<String, HashSet<i64>> = HashMap::new();
             for (lead_id, touch) in touched {
                 let Some(lead_row) = leads.get(&lead_id) else {
                     continue; // erased meanwhile
@@ -596,9 +598,11 @@ impl Worker {
                     // Work for events the rebuild absorbed, other than this batch's own, is
                     // done too.
                     let batch: BTreeSet<i64> = touch.events.iter().map(|e| e.seq).collect();
-                    let absorbed: Vec<i64> =
+                    let seqs: HashSet<i64> =
                         all.iter().map(|e| e.seq).filter(|s| !batch.contains(s)).collect();
-                    txn.consume_absorbed(&tenant, &lead_id, &absorbed).await?;
+                    if !seqs.is_empty() {
+                        absorbed.insert(lead_id.clone(), seqs);
+                    }
                 }
                 for m in models {
                     let old = stored.get(&(lead_id.clone(), m.model_id.clone()));
@@ -678,6 +682,9 @@ impl Worker {
                     after.cache_writes.push(cache_entry(&row));
                     rows.push(row);
                 }
+            }
+            if !absorbed.is_empty() {
+                txn.consume_absorbed(&tenant, &absorbed).await?;
             }
         }
         after.scored = rows.len();
