@@ -326,14 +326,12 @@ impl Store {
                 // Every query of this session is a key lookup or a range on an index. After
                 // bulk writes (a first import, a rescore) the statistics autovacuum keeps lag
                 // by a minute or more and say the tables are tiny, so the planner picks
-                // sequential scans, cached in generic plans: tens of ms per 500-key lookup on
-                // a 100k-row table instead of 2. So: no sequential scan unless no index
-                // applies, and plans made for the actual keys (planning costs ~0.5 ms).
+                // sequential scans, and caches them in generic plans: tens of ms per 500-key
+                // lookup on a 100k-row table instead of 2. So no sequential scan unless no
+                // index applies. (Custom plans would fix it too, but planning every statement
+                // costs the small batches of a steady flow more than it saves.)
                 let separator = if self.url.contains('?') { '&' } else { '?' };
-                let url = format!(
-                    "{}{separator}options=-c%20plan_cache_mode%3Dforce_custom_plan%20-c%20enable_seqscan%3Doff",
-                    self.url
-                );
+                let url = format!("{}{separator}options=-c%20enable_seqscan%3Doff", self.url);
                 let mut options = ConnectOptions::new(url);
                 options
                     .sqlx_logging(false)
