@@ -354,9 +354,25 @@ pub mod process {
         path
     }
 
-    /// A free loopback port (bound, then released).
+    /// A free loopback port for a child process to listen on. Taken below the kernel's
+    /// ephemeral range (32768 and up), so that no outgoing connection of this or another
+    /// process lands on it before the child binds it, and never the same twice in a process
+    /// (tests run concurrently); the start depends on the pid so consecutive test binaries
+    /// do not reuse each other's ports.
     pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        use std::sync::atomic::{AtomicU32, Ordering};
+        const LOW: u32 = 20_000;
+        const SPAN: u32 = 12_000;
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let start = (std::process::id() * 97) % SPAN;
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            assert!(n < SPAN, "no free port left below 32000");
+            let port = (LOW + (start + n) % SPAN) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
     }
 
     /// A child process killed when dropped.

@@ -135,6 +135,9 @@ async fn an_events_trace_spans_its_ingestion_and_its_scoring() {
     let ingest_channel =
         Channel::from_shared(format!("http://127.0.0.1:{}", ports[0])).unwrap().connect_lazy();
     wait_serving(ingest_channel.clone(), "").await;
+    let scoring_channel =
+        Channel::from_shared(format!("http://127.0.0.1:{}", ports[1])).unwrap().connect_lazy();
+    wait_serving(scoring_channel, "").await;
 
     // The caller's trace.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
