@@ -487,3 +487,67 @@ pub fn rss(pid: u32) -> Result<(u64, u64)> {
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
+
+/// When the scoring process first streamed a change of each lead (by lead id).
+pub type Seen = Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
+/// Follows `tenant`'s score changes from now on; abort the task when done.
+pub async fn watch_changes(
+    scoring: &Channel,
+    token: &str,
+    tenant: &str,
+) -> Result<(Seen, tokio::task::JoinHandle<()>)> {
+    use kelvin_proto::v1::scoring_service_client::ScoringServiceClient;
+    let mut watch = ScoringServiceClient::new(scoring.clone())
+        .watch_score_changes(authed(
+            token,
+            pb::WatchScoreChangesRequest {
+                tenant_id: tenant.into(),
+                after_cursor: 0,
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner();
+    let seen = Seen::default();
+    let task = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(m)) = watch.message().await {
+                if let Some(c) = m.change
+                    && let Ok(mut s) = seen.lock()
+                {
+                    s.entry(c.lead_id).or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+    Ok((seen, task))
+}
+
+/// Acknowledgement-to-readable latencies in ms, sorted, of `acked` (lead, acknowledged at),
+/// once every lead has been seen (at most `limit`).
+pub async fn readable_latencies(
+    seen: &Seen,
+    acked: &[(String, Instant)],
+    limit: Duration,
+) -> Result<Vec<f64>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+        if acked.iter().all(|(l, _)| s.contains_key(l)) {
+            let mut latencies: Vec<f64> = acked
+                .iter()
+                .filter_map(|(l, at)| {
+                    s.get(l).map(|t| t.saturating_duration_since(*at).as_secs_f64() * 1000.0)
+                })
+                .collect();
+            latencies.sort_by(f64::total_cmp);
+            return Ok(latencies);
+        }
+        if Instant::now() > deadline {
+            bail!("not every lead was scored within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

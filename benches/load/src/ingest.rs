@@ -145,30 +145,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let rate = (b2 / 2.0).max(20.0);
     let calls = ((rate * b4_seconds as f64) / 10.0).ceil() as usize;
     let period = Duration::from_secs_f64(10.0 / rate);
-    let mut watch = ScoringServiceClient::new(scoring_channel.clone())
-        .watch_score_changes(authed(
-            &token,
-            pb::WatchScoreChangesRequest {
-                tenant_id: TENANT.into(),
-                after_cursor: 0,
-                ..Default::default()
-            },
-        ))
-        .await?
-        .into_inner();
-    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, Instant>::new()));
-    let watcher = {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(m)) = watch.message().await {
-                if let Some(c) = m.change
-                    && let Ok(mut s) = seen.lock()
-                {
-                    s.entry(c.lead_id).or_insert_with(Instant::now);
-                }
-            }
-        })
-    };
+    let (seen, watcher) = common::watch_changes(&scoring_channel, &token, TENANT).await?;
     let b4_events = events("b4", calls * 10, 1);
     let mut acked: Vec<(String, Instant)> = Vec::new();
     let mut client = IngestServiceClient::new(ingest_channel.clone());
@@ -184,24 +161,9 @@ pub async fn run(args: &Args) -> Result<()> {
         let at = Instant::now();
         acked.extend(batch.iter().map(|e| (e.lead_id.clone(), at)));
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut latencies = loop {
-        let s = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-        if acked.iter().all(|(l, _)| s.contains_key(l)) {
-            break acked
-                .iter()
-                .filter_map(|(l, at)| {
-                    s.get(l).map(|t| t.saturating_duration_since(*at).as_secs_f64() * 1000.0)
-                })
-                .collect::<Vec<_>>();
-        }
-        if Instant::now() > deadline {
-            bail!("B4: not every lead was scored within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let latencies =
+        common::readable_latencies(&seen, &acked, Duration::from_secs(60)).await.context("B4")?;
     watcher.abort();
-    latencies.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     eprintln!("bench: B4 p50 {p50:.1} ms, p99 {p99:.1} ms at {rate:.0} events/s");
 

@@ -3,14 +3,11 @@
 //! same ingest and scoring processes. Figures: the quiet tenant's `IngestEvents` p99 and its
 //! acknowledgement-to-score-readable p99, with the neighbour against alone.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_client::IngestServiceClient;
-use kelvin_proto::v1::scoring_service_client::ScoringServiceClient;
 use serde_json::json;
 use tonic::transport::Channel;
 
@@ -45,30 +42,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let token = setup.token.clone();
 
     // The quiet tenant's changes, by lead, when the scoring process streams them.
-    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let mut watch = ScoringServiceClient::new(scoring.clone())
-        .watch_score_changes(authed(
-            &token,
-            pb::WatchScoreChangesRequest {
-                tenant_id: QUIET.into(),
-                after_cursor: 0,
-                ..Default::default()
-            },
-        ))
-        .await?
-        .into_inner();
-    let watcher = {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(m)) = watch.message().await {
-                if let Some(c) = m.change
-                    && let Ok(mut s) = seen.lock()
-                {
-                    s.entry(c.lead_id).or_insert_with(Instant::now);
-                }
-            }
-        })
-    };
+    let (seen, watcher) = common::watch_changes(&scoring, &token, QUIET).await?;
 
     // Warm-up: connections, plans, caches.
     quiet_phase(&ingest, &token, "warm", 1, &seen).await?;
@@ -130,7 +104,7 @@ async fn quiet_phase(
     token: &str,
     tag: &str,
     secs: u64,
-    seen: &Arc<Mutex<HashMap<String, Instant>>>,
+    seen: &common::Seen,
 ) -> Result<Phase> {
     let calls = (secs * QUIET_CALLS) as usize;
     let all = events(&format!("quiet-{tag}"), calls * 10, 1);
@@ -151,24 +125,10 @@ async fn quiet_phase(
         ingest_ms.push(at.duration_since(sent).as_secs_f64() * 1000.0);
         acked.extend(batch.iter().map(|e| (e.lead_id.clone(), at)));
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut fresh = loop {
-        let s = seen.lock().map_err(|_| anyhow!("poisoned"))?.clone();
-        if acked.iter().all(|(l, _)| s.contains_key(l)) {
-            break acked
-                .iter()
-                .filter_map(|(l, at)| {
-                    s.get(l).map(|t| t.saturating_duration_since(*at).as_secs_f64() * 1000.0)
-                })
-                .collect::<Vec<_>>();
-        }
-        if Instant::now() > deadline {
-            bail!("B7: the quiet tenant's leads were not all scored within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let fresh = common::readable_latencies(seen, &acked, Duration::from_secs(120))
+        .await
+        .context("B7: the quiet tenant's leads")?;
     ingest_ms.sort_by(f64::total_cmp);
-    fresh.sort_by(f64::total_cmp);
     Ok(Phase { ingest: ingest_ms, fresh })
 }
 
