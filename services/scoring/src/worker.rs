@@ -112,6 +112,9 @@ struct AfterCommit {
     cache_deletes: Vec<(Namespace, String)>,
     changes: usize,
     scored: usize,
+    /// Queued work the transaction consumed, (tenant, kind, enqueue time): metrics once it
+    /// commits.
+    consumed: Vec<(String, WorkKind, i64)>,
 }
 
 struct Worker {
@@ -124,6 +127,23 @@ struct Worker {
     passes: Vec<Pass>,
     last_rebalance: Option<Instant>,
     last_models_refresh: Option<Instant>,
+}
+
+/// `kelvin.scoring.lag` for every consumed work item and `kelvin.scoring.events` per tenant for
+/// the events among them (applied from the queue or absorbed by a rebuild).
+fn record_consumed(consumed: &[(String, WorkKind, i64)]) {
+    let instruments = instruments();
+    let done = wall_ms();
+    let mut events: BTreeMap<&str, u64> = BTreeMap::new();
+    for (tenant, kind, enqueued) in consumed {
+        instruments.scoring_lag.record((done - enqueued).max(0) as f64 / 1e3, &[]);
+        if *kind == WorkKind::Event {
+            *events.entry(tenant).or_default() += 1;
+        }
+    }
+    for (tenant, n) in events {
+        instruments.scored_events.add(n, &[kv("tenant", tenant.to_owned())]);
+    }
 }
 
 /// Wall-clock milliseconds (lag is real time, whatever the scoring clock says).
@@ -335,6 +355,7 @@ impl Worker {
             self.hub.changes.notify_waiters();
         }
         tracing::debug!(scored = after.scored, changes = after.changes, "scoring batch committed");
+        record_consumed(&after.consumed);
         Ok(())
     }
 
@@ -426,21 +447,11 @@ impl Worker {
                     .push((Namespace::Tenant(tenant.clone()), score_key(&m.model_id, &lead)));
             }
         }
-        let mut scored: BTreeMap<&str, u64> = BTreeMap::new();
-        for w in work.iter().filter(|w| w.kind == WorkKind::Event) {
-            *scored.entry(&w.tenant_id).or_default() += 1;
-        }
         txn.consume(&ids).await?;
-        self.finish(txn, after).await?;
-        let instruments = instruments();
-        let done = wall_ms();
-        for w in &work {
-            instruments.scoring_lag.record((done - w.enqueue_time_ms).max(0) as f64 / 1e3, &[]);
-        }
-        for (tenant, n) in scored {
-            instruments.scored_events.add(n, &[kv("tenant", tenant.to_owned())]);
-        }
-        Ok(())
+        after
+            .consumed
+            .extend(work.iter().map(|w| (w.tenant_id.clone(), w.kind, w.enqueue_time_ms)));
+        self.finish(txn, after).await
     }
 
     /// Re-evaluates leads whose band time alone moves by now.
@@ -684,7 +695,10 @@ impl Worker {
                 }
             }
             if !absorbed.is_empty() {
-                txn.consume_absorbed(&tenant, &absorbed).await?;
+                let times = txn.consume_absorbed(&tenant, &absorbed).await?;
+                after
+                    .consumed
+                    .extend(times.into_iter().map(|t| (tenant.clone(), WorkKind::Event, t)));
             }
         }
         after.scored = rows.len();
