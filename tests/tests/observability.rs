@@ -354,15 +354,20 @@ async fn metrics_endpoints_count_traffic_after_the_fact() {
         "{text}"
     );
 
+    // The first read of ana may have refilled the cache rather than hit it: read until a hit
+    // shows (write-through or refill, the entry is there by now).
     let text = eventually(Duration::from_secs(30), "scoring metrics", || async {
+        scoring.clone().get_score(get("ana")).await.unwrap();
         let text = scrape(metrics[1]).await;
+        let hits = series(&text, "kelvin_cache_lookups_total", &[("result", "hit")]);
         let progress = series(
             &text,
             "kelvin_rescore_progress",
             &[("tenant", "metered"), ("model", "default")],
         );
         let rescored = series(&text, "kelvin_rescore_leads_total", &[("tenant", "metered")]);
-        (progress == Some(1.0) && rescored.is_some_and(|n| n >= 1.0)).then_some(text)
+        (progress == Some(1.0) && rescored.is_some_and(|n| n >= 1.0) && hits.is_some())
+            .then_some(text)
     })
     .await;
     assert_eq!(

@@ -436,40 +436,51 @@ async fn copy_rows(pool: &PgPool, statement: &str, text: &str) -> Result<u64> {
     Ok(copy.finish().await?)
 }
 
-/// Reads `tenant`'s rescore status from the scoring service until the active version's pass
-/// is done (or `limit` passes); returns when it saw it done.
-pub async fn wait_rescored(
-    scoring: &Channel,
-    token: &str,
-    tenant: &str,
-    every: Duration,
-    limit: Duration,
-) -> Result<Instant> {
-    use kelvin_proto::v1::scoring_service_client::ScoringServiceClient;
-    let mut client = ScoringServiceClient::new(scoring.clone());
-    let deadline = Instant::now() + limit;
-    loop {
-        let status = client
-            .get_rescore_status(authed(
-                token,
-                pb::GetRescoreStatusRequest {
-                    tenant_id: tenant.into(),
-                    model_id: "default".into(),
-                },
-            ))
-            .await?
-            .into_inner();
-        if status.done {
-            return Ok(Instant::now());
+impl Setup {
+    /// Publishes version 1 of `tenant`'s model, reads its rescore status from the scoring
+    /// service every `every` until the pass is done (at most `limit`), checks that exactly
+    /// `events` events were absorbed, and returns the seconds from the publish to done.
+    pub async fn publish_and_rescore(
+        &self,
+        scoring: &Channel,
+        tenant: &str,
+        events: usize,
+        every: Duration,
+        limit: Duration,
+    ) -> Result<f64> {
+        use kelvin_proto::v1::scoring_service_client::ScoringServiceClient;
+        let mut client = ScoringServiceClient::new(scoring.clone());
+        let published = Instant::now();
+        self.publish(tenant).await?;
+        loop {
+            let status = client
+                .get_rescore_status(authed(
+                    &self.token,
+                    pb::GetRescoreStatusRequest {
+                        tenant_id: tenant.into(),
+                        model_id: "default".into(),
+                    },
+                ))
+                .await?
+                .into_inner();
+            if status.done {
+                break;
+            }
+            if published.elapsed() > limit {
+                bail!(
+                    "rescore of {tenant} not done within {limit:?}: {} of {} leads",
+                    status.rescored_leads,
+                    status.total_leads
+                );
+            }
+            tokio::time::sleep(every).await;
         }
-        if Instant::now() > deadline {
-            bail!(
-                "rescore of {tenant} not done within {limit:?}: {} of {} leads",
-                status.rescored_leads,
-                status.total_leads
-            );
+        let secs = published.elapsed().as_secs_f64();
+        let absorbed = self.runtime.store.scored_event_count(tenant, "default").await?;
+        if absorbed != events as i64 {
+            bail!("the rescore absorbed {absorbed} events, {events} stored");
         }
-        tokio::time::sleep(every).await;
+        Ok(secs)
     }
 }
 

@@ -5,12 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::json;
 
 use crate::common::{
     self, Args, Processes, Setup, TENANT, connect, free_port, rss, runtime_pool, seed,
-    wait_rescored,
 };
 
 pub async fn run(args: &Args) -> Result<()> {
@@ -30,23 +29,17 @@ pub async fn run(args: &Args) -> Result<()> {
     // Settled: connected, partitions taken, nothing to score.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (before, _) = rss(pid)?;
-    let published = Instant::now();
-    setup.publish(TENANT).await?;
-    let done = wait_rescored(
-        &scoring,
-        &setup.token,
-        TENANT,
-        // Rarely: each status call counts the tenant's leads and scores (2 × 1M rows).
-        Duration::from_secs(5),
-        Duration::from_secs(3600),
-    )
-    .await?;
-    let secs = done.duration_since(published).as_secs_f64();
+    let secs = setup
+        .publish_and_rescore(
+            &scoring,
+            TENANT,
+            events,
+            // Rarely: each status call counts the tenant's leads and scores (2 × 1M rows).
+            Duration::from_secs(5),
+            Duration::from_secs(3600),
+        )
+        .await?;
     let (after, peak) = rss(pid)?;
-    let absorbed = setup.runtime.store.scored_event_count(TENANT, "default").await?;
-    if absorbed != events as i64 {
-        bail!("scored {absorbed} events, {events} stored");
-    }
     let per_lead = (after as f64 - before as f64) / leads as f64;
     let peak_per_lead = (peak as f64 - before as f64) / leads as f64;
     eprintln!(

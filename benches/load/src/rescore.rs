@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use crate::common::{
-    self, Args, Processes, Setup, TENANT, connect, free_port, runtime_pool, seed, wait_rescored,
-};
+use crate::common::{self, Args, Processes, Setup, TENANT, connect, free_port, runtime_pool, seed};
 
 pub async fn run(args: &Args) -> Result<()> {
     let (leads, per_lead) = if args.smoke { (500, 20) } else { (100_000, 20) };
@@ -41,22 +39,16 @@ pub async fn run(args: &Args) -> Result<()> {
     let port = free_port()?;
     let _scoring = Processes(vec![setup.spawn(args, "kelvin-scoring", port)?]);
     let scoring = connect(port).await?;
-    let published = Instant::now();
-    setup.publish(TENANT).await?;
-    let done = wait_rescored(
-        &scoring,
-        &setup.token,
-        TENANT,
-        Duration::from_secs(1),
-        Duration::from_secs(1800),
-    )
-    .await?;
-    let secs = done.duration_since(published).as_secs_f64();
+    let secs = setup
+        .publish_and_rescore(
+            &scoring,
+            TENANT,
+            events,
+            Duration::from_secs(1),
+            Duration::from_secs(1800),
+        )
+        .await?;
     let rate = leads as f64 / secs;
-    let absorbed = setup.runtime.store.scored_event_count(TENANT, "default").await?;
-    if absorbed != events as i64 {
-        bail!("the rescore absorbed {absorbed} events, {events} stored");
-    }
     eprintln!("bench: B6 rescored {leads} leads in {secs:.1} s = {rate:.0} leads/s");
 
     let report = json!({
