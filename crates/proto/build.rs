@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.sort();
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let mut config = prost_build::Config::new();
+    // `prost::Name` on every message: the checked codec looks requests up by their full name.
+    config.enable_type_names();
     // A vendored protoc (with the well-known types) unless PROTOC names one: no system package is
     // needed on CI or a fresh machine.
     let mut includes = vec![root];
@@ -27,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         includes.push(protoc_bin_vendored::include_path()?);
     }
     tonic_prost_build::configure()
+        .codec_path("crate::codec::CheckedCodec")
         .file_descriptor_set_path(out.join("kelvin_descriptor.bin"))
         .compile_with_config(config, &files, &includes)?;
     Ok(())

@@ -734,6 +734,38 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        Case {
+            rpc: "ListDeadLetters",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .list_dead_letters(authed(
+                            token,
+                            pb::ListDeadLettersRequest {
+                                tenant_id: t.tenant.clone(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
+        Case {
+            rpc: "RetryDeadLetters",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .retry_dead_letters(authed(
+                            token,
+                            pb::RetryDeadLettersRequest {
+                                tenant_id: t.tenant.clone(),
+                                dead_letter_ids: vec![],
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
         // Not addressed by resource: a tenant token may not create organizations at all, and
         // the list shows its own organization only (checked below).
         Case {

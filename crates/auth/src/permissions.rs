@@ -71,6 +71,9 @@ pub const PERMISSIONS: &[Permission] = &[
     Permission { method: "/kelvin.v1.ScoringService/GetScoreHistory", roles: READERS },
     Permission { method: "/kelvin.v1.ScoringService/WatchScoreChanges", roles: READERS },
     Permission { method: "/kelvin.v1.ScoringService/GetRescoreStatus", roles: READERS },
+    Permission { method: "/kelvin.v1.ScoringService/ListDeadLetters", roles: READERS },
+    // Retrying failed work changes what is scored: the model's authors decide.
+    Permission { method: "/kelvin.v1.ScoringService/RetryDeadLetters", roles: AUTHORS },
 ];
 
 /// The roles allowed to call `method`, or `None` when the method is not in the table (such a

@@ -252,6 +252,14 @@ pub struct ScoringSettings {
     pub cache_ttl_seconds: u64,
     /// How far ahead a band change due to time alone is looked for, in days.
     pub horizon_days: u64,
+    /// Failed attempts (each in a transaction of its own) after which a queue item becomes a
+    /// dead letter: moved out of the queue, visible with `ListDeadLetters`, requeued with
+    /// `RetryDeadLetters`.
+    pub max_attempts: u32,
+    /// Most queue rows of one tenant in one batch when several tenants have work waiting, as
+    /// a share of `batch_size` (0..=100 %): a tenant's backlog never fills a whole batch while
+    /// another tenant waits.
+    pub tenant_batch_share_percent: u32,
 }
 
 impl Default for ScoringSettings {
@@ -263,6 +271,8 @@ impl Default for ScoringSettings {
             rebalance_interval_ms: 1000,
             cache_ttl_seconds: 3600,
             horizon_days: 400,
+            max_attempts: 5,
+            tenant_batch_share_percent: 25,
         }
     }
 }

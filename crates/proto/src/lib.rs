@@ -4,6 +4,7 @@
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
+pub mod codec;
 pub mod convert;
 
 /// Package `kelvin.v1`.

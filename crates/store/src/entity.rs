@@ -15,6 +15,8 @@ pub mod model_version;
 pub mod organization;
 pub mod outcome;
 pub mod score_change;
+pub mod scoring_dead_letter;
+pub mod scoring_failure;
 pub mod scoring_queue;
 pub mod template;
 pub mod tenant;

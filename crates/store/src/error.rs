@@ -31,6 +31,39 @@ impl Error {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidArgument { field: field.into(), message: message.into() }
     }
+
+    /// Whether the error says nothing about the work being done: the database is unreachable,
+    /// busy, or rolled the transaction back for concurrency. Such work is retried as it is;
+    /// any other failure is the work's own (bad data, a refused value) and counts against it.
+    pub fn is_transient(&self) -> bool {
+        use sea_orm::{DbErr, RuntimeErr};
+        match self {
+            Self::Aborted(_) => true,
+            Self::Db(DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) => true,
+            Self::Db(
+                DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)),
+            ) => {
+                match e.as_ref() {
+                    sea_orm::sqlx::Error::Database(db) => {
+                        let code = db.code().unwrap_or_default();
+                        // SQLite: BUSY, LOCKED. PostgreSQL classes: connection exception,
+                        // transaction rollback, insufficient resources, operator intervention,
+                        // system error.
+                        matches!(code.as_ref(), "5" | "6" | "517" | "262")
+                            || ["08", "40", "53", "57", "58"].iter().any(|c| code.starts_with(c))
+                    }
+                    sea_orm::sqlx::Error::Io(_)
+                    | sea_orm::sqlx::Error::Tls(_)
+                    | sea_orm::sqlx::Error::Protocol(_)
+                    | sea_orm::sqlx::Error::PoolTimedOut
+                    | sea_orm::sqlx::Error::PoolClosed
+                    | sea_orm::sqlx::Error::WorkerCrashed => true,
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

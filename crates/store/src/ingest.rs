@@ -461,6 +461,12 @@ impl Access<'_> {
             .filter(scoring_queue::Column::Kind.ne(WorkKind::Company as i32))
             .exec(&txn)
             .await?;
+        crate::entity::scoring_dead_letter::Entity::delete_many()
+            .filter(crate::entity::scoring_dead_letter::Column::TenantId.eq(scope.tenant_id()))
+            .filter(crate::entity::scoring_dead_letter::Column::SubjectId.eq(lead_id))
+            .filter(crate::entity::scoring_dead_letter::Column::Kind.ne(WorkKind::Company as i32))
+            .exec(&txn)
+            .await?;
         let lead = lead::Entity::delete_many()
             .filter(lead::Column::TenantId.eq(scope.tenant_id()))
             .filter(lead::Column::Id.eq(lead_id))

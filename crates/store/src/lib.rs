@@ -8,6 +8,7 @@
 
 mod access;
 mod audit;
+mod dead_letters;
 mod entity;
 mod error;
 mod ingest;
@@ -26,6 +27,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use sea_orm_migration::MigratorTrait;
 
 pub use access::{Access, AuditContext, TenantScope};
+pub use dead_letters::DeadLetter;
 pub use error::{Error, Result};
 pub use ingest::{
     CompanyRow, CompanyUpsert, LeadExport, LeadRow, LeadUpsert, NewEvent, NewOutcome, StoredEvent,

@@ -7,6 +7,7 @@ mod m0002_models;
 mod m0003_ingest;
 mod m0004_scoring;
 mod m0005_trace_context;
+mod m0006_dead_letters;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_ingest::Migration),
             Box::new(m0004_scoring::Migration),
             Box::new(m0005_trace_context::Migration),
+            Box::new(m0006_dead_letters::Migration),
         ]
     }
 }

@@ -7,7 +7,8 @@ use crate::Result;
 use crate::audit::{self, Entry};
 use crate::entity::{
     api_key, change_counter, company, company_score, event, lead, lead_score, model,
-    model_activation, model_version, outcome, score_change, scoring_queue, tenant,
+    model_activation, model_version, outcome, score_change, scoring_dead_letter, scoring_failure,
+    scoring_queue, tenant,
 };
 
 /// Erases every tenant due for purge: its API keys, its own row and (as later features add
@@ -58,6 +59,14 @@ async fn purge_tenant<C: ConnectionTrait>(db: &C, tenant_id: &str) -> Result<()>
     model::Entity::delete_many().filter(model::Column::TenantId.eq(tenant_id)).exec(db).await?;
     scoring_queue::Entity::delete_many()
         .filter(scoring_queue::Column::TenantId.eq(tenant_id))
+        .exec(db)
+        .await?;
+    scoring_failure::Entity::delete_many()
+        .filter(scoring_failure::Column::TenantId.eq(tenant_id))
+        .exec(db)
+        .await?;
+    scoring_dead_letter::Entity::delete_many()
+        .filter(scoring_dead_letter::Column::TenantId.eq(tenant_id))
         .exec(db)
         .await?;
     lead_score::Entity::delete_many()

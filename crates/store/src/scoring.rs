@@ -32,7 +32,9 @@ use crate::{Error, Result, Store};
 pub const PARTITIONS: i32 = 64;
 
 /// Rows per statement when a list goes into `IN (...)` or a multi-row insert.
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 500;
+/// Most tenants whose queued work one scoring batch takes.
+pub const FAIR_TENANTS: usize = 16;
 
 /// Advisory-lock key spaces (first `int4` of `pg_try_advisory_lock(int4, int4)`).
 const LOCK_MEMBER: i32 = 0x4b4c_0001;
@@ -66,7 +68,7 @@ pub enum WorkKind {
 }
 
 impl WorkKind {
-    fn from_i32(v: i32) -> Option<Self> {
+    pub(crate) fn from_i32(v: i32) -> Option<Self> {
         Some(match v {
             0 => Self::Event,
             1 => Self::Lead,
@@ -290,6 +292,19 @@ pub(crate) fn change_row(m: score_change::Model) -> ScoreChangeRecord {
     }
 }
 
+fn work_item(m: scoring_queue::Model) -> Option<WorkItem> {
+    Some(WorkItem {
+        kind: WorkKind::from_i32(m.kind)?,
+        id: m.id,
+        partition: m.partition,
+        tenant_id: m.tenant_id,
+        subject_id: m.subject_id,
+        event_seq: m.event_seq,
+        enqueue_time_ms: m.enqueue_time,
+        trace_parent: m.trace_parent,
+    })
+}
+
 /// Replaces `$1`, `$2`… with `?` for SQLite (parameters are always used in order).
 fn sql(backend: DbBackend, text: &str, values: Vec<DbValue>) -> Statement {
     let text = match backend {
@@ -441,7 +456,7 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct ScorerDb {
     /// The dedicated session: advisory locks and scoring transactions.
-    session: DatabaseConnection,
+    pub(crate) session: DatabaseConnection,
     /// The shared pool, for reads that need no lock.
     db: DatabaseConnection,
     coordinated: bool,
@@ -749,7 +764,7 @@ where
 /// One scoring transaction: everything it writes commits together with the deletion of the
 /// work it applied.
 pub struct ScorerTxn {
-    txn: DatabaseTransaction,
+    pub(crate) txn: DatabaseTransaction,
     backend: DbBackend,
 }
 
@@ -760,36 +775,110 @@ impl std::fmt::Debug for ScorerTxn {
 }
 
 impl ScorerTxn {
-    /// Up to `limit` queue rows of `partitions`, oldest first.
+    /// Up to `limit` queue rows of `partitions`, taken fairly across tenants: the tenants
+    /// with queued work are visited round-robin (the first after `after_tenant`, up to
+    /// [`FAIR_TENANTS`] of them per batch), and when several have work each takes at most
+    /// `max(limit * share_percent / 100, limit / tenants)` rows, oldest first. A tenant's
+    /// backlog therefore never holds back another tenant's work for more than one batch.
+    /// Returns the rows (in id order) and the last tenant visited (the next call's cursor).
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.work", otel.kind = "client"))]
-    pub async fn work(&self, partitions: &[i32], limit: u64) -> Result<Vec<WorkItem>> {
-        let mut query = scoring_queue::Entity::find();
-        // Owning every partition, read in id order without a filter: the primary key index
-        // answers the LIMIT at once, where an IN list over all partitions makes PostgreSQL
-        // sort the whole backlog.
-        if partitions.len() < PARTITIONS as usize {
-            query =
-                query.filter(scoring_queue::Column::Partition.is_in(partitions.iter().copied()));
+    pub async fn work(
+        &self,
+        partitions: &[i32],
+        limit: u64,
+        share_percent: u32,
+        after_tenant: &str,
+    ) -> Result<(Vec<WorkItem>, String)> {
+        let all = partitions.len() >= PARTITIONS as usize;
+        let mut tenants = self.tenants_with_work(partitions, all, after_tenant).await?;
+        if tenants.len() < FAIR_TENANTS && !after_tenant.is_empty() {
+            // Wrap around to the tenants before the cursor.
+            for t in self.tenants_with_work(partitions, all, "").await? {
+                if tenants.len() < FAIR_TENANTS && !tenants.contains(&t) {
+                    tenants.push(t);
+                }
+            }
         }
-        Ok(query
+        let Some(last) = tenants.last().cloned() else {
+            return Ok((Vec::new(), String::new()));
+        };
+        let share = if tenants.len() == 1 {
+            limit
+        } else {
+            (limit * u64::from(share_percent.min(100)) / 100)
+                .max(limit / tenants.len() as u64)
+                .max(1)
+        };
+        let mut rows = Vec::new();
+        for tenant in &tenants {
+            let room = limit.saturating_sub(rows.len() as u64);
+            if room == 0 {
+                break;
+            }
+            let mut query = scoring_queue::Entity::find()
+                .filter(scoring_queue::Column::TenantId.eq(tenant.as_str()));
+            if !all {
+                query = query
+                    .filter(scoring_queue::Column::Partition.is_in(partitions.iter().copied()));
+            }
+            rows.extend(
+                query
+                    .order_by_asc(scoring_queue::Column::Id)
+                    .limit(share.min(room))
+                    .all(&self.txn)
+                    .await?,
+            );
+        }
+        rows.sort_by_key(|m| m.id);
+        Ok((rows.into_iter().filter_map(work_item).collect(), last))
+    }
+
+    /// The queue rows `ids` that are still queued (a worker applying a failed batch's items
+    /// one by one).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.work_by_ids", otel.kind = "client"))]
+    pub async fn work_by_ids(&self, ids: &[i64]) -> Result<Vec<WorkItem>> {
+        Ok(scoring_queue::Entity::find()
+            .filter(scoring_queue::Column::Id.is_in(ids.iter().copied()))
             .order_by_asc(scoring_queue::Column::Id)
-            .limit(limit)
             .all(&self.txn)
             .await?
             .into_iter()
-            .filter_map(|m| {
-                Some(WorkItem {
-                    kind: WorkKind::from_i32(m.kind)?,
-                    id: m.id,
-                    partition: m.partition,
-                    tenant_id: m.tenant_id,
-                    subject_id: m.subject_id,
-                    event_seq: m.event_seq,
-                    enqueue_time_ms: m.enqueue_time,
-                    trace_parent: m.trace_parent,
-                })
-            })
+            .filter_map(work_item)
             .collect())
+    }
+
+    /// Up to [`FAIR_TENANTS`] tenants with queued work in `partitions`, in id order after
+    /// `after`: a loose index scan (one index probe per tenant, however long its backlog).
+    async fn tenants_with_work(
+        &self,
+        partitions: &[i32],
+        all: bool,
+        after: &str,
+    ) -> Result<Vec<String>> {
+        let filter = if all {
+            String::new()
+        } else {
+            let list = partitions.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+            format!(" AND q.partition IN ({list})")
+        };
+        let text = format!(
+            "WITH RECURSIVE t(tenant_id, n) AS ( \
+               SELECT (SELECT MIN(q.tenant_id) FROM scoring_queue q WHERE q.tenant_id > $1{filter}), 1 \
+               UNION ALL \
+               SELECT (SELECT MIN(q.tenant_id) FROM scoring_queue q \
+                       WHERE q.tenant_id > t.tenant_id{filter}), t.n + 1 \
+               FROM t WHERE t.tenant_id IS NOT NULL AND t.n < $2 \
+             ) SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL"
+        );
+        let rows = self
+            .txn
+            .query_all_raw(sql(
+                self.backend,
+                &text,
+                vec![after.into(), (FAIR_TENANTS as i64).into()],
+            ))
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get::<String>("", "tenant_id")?)).collect()
     }
 
     /// Events by ingestion sequence number, with their tenant.

@@ -47,6 +47,10 @@ pub struct Instruments {
     pub rescore_progress: Gauge<f64>,
     /// `kelvin.rescore.leads` by `tenant`: leads rescored after a model activation.
     pub rescored_leads: Counter<u64>,
+    /// `kelvin.scoring.failures` by `tenant` and `outcome` (`retry`: the attempt is counted
+    /// and the work stays queued; `dead_letter`: moved out of the queue; `skipped`: a time
+    /// re-evaluation or rescore of one lead failed and was set aside).
+    pub scoring_failures: Counter<u64>,
 }
 
 /// The process's instruments, bound to the meter provider installed by [`crate::init`] (a
@@ -92,6 +96,10 @@ pub fn instruments() -> &'static Instruments {
             rescored_leads: meter
                 .u64_counter("kelvin.rescore.leads")
                 .with_description("Leads rescored after a model activation, by tenant")
+                .build(),
+            scoring_failures: meter
+                .u64_counter("kelvin.scoring.failures")
+                .with_description("Scoring work that failed, by tenant and outcome")
                 .build(),
         }
     })

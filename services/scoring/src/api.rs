@@ -397,4 +397,24 @@ impl ScoringService for ScoringApi {
             done: status.version > 0 && status.rescored_leads >= status.total_leads,
         }))
     }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<pb::ListDeadLettersRequest>,
+    ) -> Reply<pb::ListDeadLettersResponse> {
+        let ctx = call_context(&request)?;
+        Ok(Response::new(
+            crate::dead_letters::list(&self.runtime, &ctx, request.into_inner()).await?,
+        ))
+    }
+
+    async fn retry_dead_letters(
+        &self,
+        request: Request<pb::RetryDeadLettersRequest>,
+    ) -> Reply<pb::RetryDeadLettersResponse> {
+        let ctx = call_context(&request)?;
+        Ok(Response::new(
+            crate::dead_letters::retry(&self.runtime, &ctx, request.into_inner()).await?,
+        ))
+    }
 }

@@ -11,6 +11,7 @@
 
 mod api;
 mod convert;
+mod dead_letters;
 mod registry;
 mod worker;
 

@@ -127,6 +127,58 @@ struct Worker {
     passes: Vec<Pass>,
     last_rebalance: Option<Instant>,
     last_models_refresh: Option<Instant>,
+    /// The last tenant whose queued work a batch took: the next batch starts after it.
+    tenant_cursor: String,
+}
+
+/// Why scoring work failed: the store's error, or a panic caught around the work (a bug in
+/// the engine must cost one item, never the worker).
+#[derive(Debug)]
+enum Failure {
+    Store(kelvin_store::Error),
+    Panic(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Store(e) => e.fmt(f),
+            Self::Panic(m) => write!(f, "scoring panicked: {m}"),
+        }
+    }
+}
+
+impl Failure {
+    /// A failure that says nothing about the work itself (see `Error::is_transient`).
+    fn transient(self) -> Result<Self, kelvin_store::Error> {
+        match self {
+            Self::Store(e) if e.is_transient() => Err(e),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Runs scoring work, turning a panic into a [`Failure`].
+async fn guarded<T>(
+    work: impl std::future::Future<Output = kelvin_store::Result<T>>,
+) -> Result<T, Failure> {
+    use futures::FutureExt as _;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result.map_err(Failure::Store),
+        Err(panic) => Err(Failure::Panic(
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into()),
+        )),
+    }
+}
+
+fn count_failure(tenant: &str, outcome: &'static str) {
+    instruments()
+        .scoring_failures
+        .add(1, &[kv("tenant", tenant.to_owned()), kv("outcome", outcome)]);
 }
 
 /// `kelvin.scoring.lag` for every consumed work item and `kelvin.scoring.events` per tenant for
@@ -185,6 +237,7 @@ impl Worker {
             passes: Vec::new(),
             last_rebalance: None,
             last_models_refresh: None,
+            tenant_cursor: String::new(),
         })
     }
 
@@ -359,18 +412,105 @@ impl Worker {
         Ok(())
     }
 
-    /// Applies one batch of queued work.
+    /// Applies one batch of queued work, taken fairly across tenants. When the batch fails for
+    /// a reason of its own (not a database outage), its items are applied one by one, each in
+    /// its own transaction: the good ones go through, and a bad one has its attempt counted
+    /// until it becomes a dead letter. One bad item never holds back any other.
     async fn apply_queue(&mut self) -> kelvin_store::Result<bool> {
         let now = self.runtime.clock.now_ms();
         let txn = self.db.begin(&self.owned).await?;
-        let work = txn.work(&self.owned, self.settings().batch_size).await?;
+        let settings = self.settings();
+        let (work, cursor) = txn
+            .work(
+                &self.owned,
+                settings.batch_size,
+                settings.tenant_batch_share_percent,
+                &self.tenant_cursor,
+            )
+            .await?;
+        self.tenant_cursor = cursor;
         if work.is_empty() {
             txn.commit().await?;
             return Ok(false);
         }
+        let ids: Vec<i64> = work.iter().map(|w| w.id).collect();
         let span = tracing::info_span!("score_batch", work = work.len());
-        self.apply_work(txn, work, now).instrument(span).await?;
+        let failure = match guarded(self.apply_work(txn, work, now).instrument(span)).await {
+            Ok(()) => return Ok(true),
+            Err(failure) => failure.transient()?,
+        };
+        tracing::warn!(error = %failure, items = ids.len(), "scoring batch failed; applying its items one by one");
+        self.isolate(&ids).await?;
         Ok(true)
+    }
+
+    /// Applies the queue rows `ids` one per transaction (see [`Worker::apply_queue`]).
+    async fn isolate(&mut self, ids: &[i64]) -> kelvin_store::Result<()> {
+        let max_attempts = i32::try_from(self.settings().max_attempts.max(1)).unwrap_or(i32::MAX);
+        for &id in ids {
+            let now = self.runtime.clock.now_ms();
+            let txn = self.db.begin(&self.owned).await?;
+            let work = txn.work_by_ids(&[id]).await?;
+            let Some(tenant) = work.first().map(|w| w.tenant_id.clone()) else {
+                txn.commit().await?; // applied meanwhile (absorbed by a lead's rebuild)
+                continue;
+            };
+            match guarded(self.apply_work(txn, work, now)).await {
+                Ok(()) => self.db.clear_failures(&[id]).await?,
+                Err(failure) => {
+                    let failure = failure.transient()?;
+                    let error = failure.to_string();
+                    let dead =
+                        self.db.record_failure(&self.owned, &[id], &error, max_attempts).await?;
+                    if dead.is_empty() {
+                        tracing::warn!(%tenant, work = id, %error, "scoring work failed; it will be retried");
+                        count_failure(&tenant, "retry");
+                    } else {
+                        tracing::error!(%tenant, work = id, %error, "scoring work failed too often; moved to the dead letters");
+                        count_failure(&tenant, "dead_letter");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Scores `touches` in one transaction; when that fails for a reason of its own, lead by
+    /// lead, skipping each lead that fails alone (and, for time re-evaluations, taking it out
+    /// of them with `set_aside`, so it is not retried at every step).
+    async fn score_isolated(
+        &mut self,
+        touches: Vec<((String, String), Option<ChangeCause>)>,
+        now: i64,
+        set_aside: bool,
+    ) -> kelvin_store::Result<()> {
+        let batch = |keys: &[((String, String), Option<ChangeCause>)]| -> BTreeMap<(String, String), Touch> {
+            keys.iter()
+                .map(|(k, cause)| (k.clone(), Touch { events: Vec::new(), cause: *cause }))
+                .collect()
+        };
+        let attempt = async |worker: &Self, keys: &[((String, String), Option<ChangeCause>)]| {
+            let txn = worker.db.begin(&worker.owned).await?;
+            let after = worker.score_leads(&txn, batch(keys), now).await?;
+            worker.finish(txn, after).await
+        };
+        let failure = match guarded(attempt(self, &touches)).await {
+            Ok(()) => return Ok(()),
+            Err(failure) => failure.transient()?,
+        };
+        tracing::warn!(error = %failure, leads = touches.len(), "scoring leads failed; scoring them one by one");
+        for one in touches.chunks(1) {
+            if let Err(failure) = guarded(attempt(self, one)).await {
+                let failure = failure.transient()?;
+                let (tenant, lead) = &one[0].0;
+                tracing::error!(%tenant, %lead, error = %failure, "scoring a lead failed; set aside");
+                count_failure(tenant, "skipped");
+                if set_aside {
+                    self.db.set_aside(tenant, lead).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Scores one non-empty batch of queued work and commits it, in the batch's span.
@@ -461,13 +601,8 @@ impl Worker {
         if due.is_empty() {
             return Ok(false);
         }
-        let txn = self.db.begin(&self.owned).await?;
-        let touches = due
-            .into_iter()
-            .map(|key| (key, Touch { events: Vec::new(), cause: Some(ChangeCause::Time) }))
-            .collect();
-        let after = self.score_leads(&txn, touches, now).await?;
-        self.finish(txn, after).await?;
+        let touches = due.into_iter().map(|key| (key, Some(ChangeCause::Time))).collect();
+        self.score_isolated(touches, now, true).await?;
         Ok(true)
     }
 
@@ -517,18 +652,11 @@ impl Worker {
             }
             let rescored = stale.len() as u64;
             let now = self.runtime.clock.now_ms();
-            let txn = self.db.begin(&self.owned).await?;
             let touches = stale
                 .into_iter()
-                .map(|id| {
-                    (
-                        (tenant.clone(), id),
-                        Touch { events: Vec::new(), cause: Some(ChangeCause::Rescore) },
-                    )
-                })
+                .map(|id| ((tenant.clone(), id), Some(ChangeCause::Rescore)))
                 .collect();
-            let after = self.score_leads(&txn, touches, now).await?;
-            self.finish(txn, after).await?;
+            self.score_isolated(touches, now, false).await?;
             instruments().rescored_leads.add(rescored, &[kv("tenant", tenant)]);
             return Ok(true);
         }
