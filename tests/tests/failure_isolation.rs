@@ -415,3 +415,78 @@ async fn a_malformed_message_is_invalid_argument() {
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     }
 }
+
+/// Finding 4: after a tenant was purged, a new tenant of another organization under the same id
+/// read the old tenant's cached scores. Cache namespaces are per incarnation of a tenant id, so
+/// even a purge that could not clear the cache (here the store's purge alone, no sweeper) leaves
+/// nothing readable to the new tenant.
+#[tokio::test]
+async fn a_reused_tenant_id_starts_with_an_empty_cache() {
+    let app = spawn_app_with(|_| {}).await;
+    fixtures::org(&app, "acme").await;
+    fixtures::org(&app, "other").await;
+    let old = fixtures::tenant(&app, "acme", "shared-id").await;
+    fixtures::publish(app.channel.clone(), &app.admin_token, "shared-id", "default", b2b_spec())
+        .await;
+    send(&app, "shared-id", vec![page_view("e1", "lead-1")]).await;
+    eventually(WAIT, "the old tenant's lead is scored", || async {
+        scored(&app, "shared-id", "lead-1").await.then_some(())
+    })
+    .await;
+    let incarnation = {
+        let t = old.create_time.unwrap();
+        t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+    };
+    let old_ns = kelvin_cache::Namespace::tenant("shared-id", incarnation);
+    eventually(WAIT, "the score is cached", || async {
+        app.runtime.cache.get(&old_ns, "score:7:default:lead-1").await.unwrap().map(|_| ())
+    })
+    .await;
+
+    app.tenants()
+        .delete_tenant(authed(
+            &app.admin_token,
+            pb::DeleteTenantRequest { tenant_id: "shared-id".into(), ..Default::default() },
+        ))
+        .await
+        .unwrap();
+    app.runtime
+        .store
+        .execute_unprepared("UPDATE tenants SET purge_time = 0 WHERE id = 'shared-id'")
+        .await
+        .unwrap();
+    app.runtime.store.purge_due_tenants().await.unwrap();
+    assert!(
+        app.runtime.cache.get(&old_ns, "score:7:default:lead-1").await.unwrap().is_some(),
+        "the old entry is still there: the test covers a purge that did not clear the cache"
+    );
+
+    // The same id, another organization.
+    fixtures::tenant(&app, "other", "shared-id").await;
+    let (token, _) = fixtures::token(&app, "other", "shared-id", pb::Role::Reader).await;
+    let status = scoring(&app)
+        .get_score(authed(
+            &token,
+            pb::GetScoreRequest {
+                tenant_id: "shared-id".into(),
+                lead_id: "lead-1".into(),
+                model_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let batch = scoring(&app)
+        .batch_get_scores(authed(
+            &token,
+            pb::BatchGetScoresRequest {
+                tenant_id: "shared-id".into(),
+                lead_ids: vec!["lead-1".into()],
+                model_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(batch.scores.is_empty(), "{batch:?}");
+}

@@ -43,6 +43,21 @@ fn event(id: &str, lead: &str, kind: &str, url: &str, seconds: i64) -> pb::Event
     }
 }
 
+/// The cache namespace of tenant `T` (its incarnation is its creation time).
+async fn tenant_ns(app: &TestApp) -> Namespace {
+    let t = app
+        .tenants()
+        .get_tenant(authed(&app.admin_token, pb::GetTenantRequest { tenant_id: T.into() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap()
+        .create_time
+        .unwrap();
+    Namespace::tenant(T, t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+}
+
 async fn setup() -> TestApp {
     let app = spawn_app().await;
     fixtures::org(&app, "acme").await;
@@ -611,7 +626,7 @@ async fn a_flushed_cache_changes_no_score_and_refills() {
     for l in &leads {
         before.push(score(&app, l).await.unwrap());
     }
-    let ns = Namespace::Tenant(T.into());
+    let ns = tenant_ns(&app).await;
     let key = |l: &str| format!("score:7:default:{l}");
     assert!(app.runtime.cache.get(&ns, &key("lead-3")).await.unwrap().is_some(), "written through");
     // Flush: the whole Redis database with Redis, the tenant's namespace in process.
@@ -642,7 +657,7 @@ async fn erasure_leaves_nothing_of_the_lead_in_the_store_or_the_cache() {
     send(&app, vec![event("x1", "dora", "form_submit", "/demo", now_s())]).await;
     score_where(&app, "dora", "dora's score", |s| s.engagement > 0.0).await;
     wait_idle(&app).await;
-    let ns = Namespace::Tenant(T.into());
+    let ns = tenant_ns(&app).await;
     assert!(app.runtime.cache.get(&ns, "score:7:default:dora").await.unwrap().is_some());
 
     ingest(&app)

@@ -299,7 +299,8 @@ async fn update_with_field_mask_and_etag_then_soft_delete() {
         .execute_unprepared("UPDATE tenants SET purge_time = 0 WHERE id = 'acme-fr'")
         .await
         .unwrap();
-    assert_eq!(app.runtime.store.purge_due_tenants().await.unwrap(), ["acme-fr"]);
+    let purged = app.runtime.store.purge_due_tenants().await.unwrap();
+    assert_eq!(purged.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["acme-fr"]);
     let err = api
         .get_tenant(authed(&token, pb::GetTenantRequest { tenant_id: "acme-fr".into() }))
         .await

@@ -35,8 +35,17 @@ pub enum Error {
 pub enum Namespace {
     /// Platform-wide data that belongs to no tenant.
     System,
-    /// Data of one tenant, by tenant id.
+    /// Data of one tenant, by tenant id (with its incarnation: see [`Namespace::tenant`]).
     Tenant(String),
+}
+
+impl Namespace {
+    /// The namespace of one incarnation of a tenant (its creation time): a tenant purged and
+    /// created again under the same id can never read what the old one cached, even if the
+    /// purge could not clear the cache.
+    pub fn tenant(tenant_id: &str, incarnation: i64) -> Self {
+        Self::Tenant(format!("{tenant_id}@{incarnation}"))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -30,9 +30,17 @@ pub struct AuditContext {
 pub struct TenantScope {
     org_id: String,
     tenant_id: String,
+    incarnation: i64,
 }
 
 impl TenantScope {
+    /// Which life of the tenant id this is (its creation time): a tenant purged and created
+    /// again under the same id is another incarnation, so anything keyed by it (cache
+    /// namespaces) starts empty.
+    pub fn incarnation(&self) -> i64 {
+        self.incarnation
+    }
+
     pub fn org_id(&self) -> &str {
         &self.org_id
     }
@@ -101,7 +109,7 @@ impl<'a> Access<'a> {
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.tenant_scope", otel.kind = "client"))]
     pub async fn tenant_scope(&self, tenant_id: &str) -> Result<TenantScope> {
         let t = self.load_tenant(tenant_id, false).await?;
-        Ok(TenantScope { org_id: t.org_id, tenant_id: t.id })
+        Ok(TenantScope { org_id: t.org_id, tenant_id: t.id, incarnation: t.create_time })
     }
 
     // Organizations ---------------------------------------------------------------------------

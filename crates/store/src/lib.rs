@@ -144,9 +144,9 @@ impl Store {
         access::create_platform_key(&self.db, key, actor).await
     }
 
-    /// Erases the tenants whose purge time has passed; returns their ids.
+    /// Erases the tenants whose purge time has passed; returns their ids and incarnations.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_due_tenants", otel.kind = "client"))]
-    pub async fn purge_due_tenants(&self) -> Result<Vec<String>> {
+    pub async fn purge_due_tenants(&self) -> Result<Vec<(String, i64)>> {
         purge::purge_due_tenants(&self.db, types::now_ms()).await
     }
 

@@ -14,7 +14,10 @@ use crate::entity::{
 /// Erases every tenant due for purge: its API keys, its own row and (as later features add
 /// tenant-owned tables) all its data, in one transaction per tenant. Audit rows stay, holding
 /// identifiers only.
-pub(crate) async fn purge_due_tenants(db: &DatabaseConnection, now: i64) -> Result<Vec<String>> {
+pub(crate) async fn purge_due_tenants(
+    db: &DatabaseConnection,
+    now: i64,
+) -> Result<Vec<(String, i64)>> {
     let due = tenant::Entity::find()
         .filter(tenant::Column::State.eq("deleted"))
         .filter(tenant::Column::PurgeTime.lte(now))
@@ -41,7 +44,7 @@ pub(crate) async fn purge_due_tenants(db: &DatabaseConnection, now: i64) -> Resu
         .await?;
         txn.commit().await?;
         tracing::info!(tenant = %t.id, "tenant purged");
-        purged.push(t.id);
+        purged.push((t.id, t.create_time));
     }
     Ok(purged)
 }

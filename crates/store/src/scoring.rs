@@ -135,6 +135,8 @@ pub(crate) async fn enqueue<C: ConnectionTrait>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveVersion {
     pub tenant_id: String,
+    /// See [`crate::TenantScope::incarnation`].
+    pub tenant_incarnation: i64,
     pub model_id: String,
     pub version: i64,
 }
@@ -567,11 +569,12 @@ impl ScorerDb {
     /// The active version of every model of every active tenant.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.active_versions", otel.kind = "client"))]
     pub async fn active_versions(&self) -> Result<Vec<ActiveVersion>> {
-        let active: std::collections::HashSet<String> = tenant::Entity::find()
+        let active: HashMap<String, i64> = tenant::Entity::find()
             .filter(tenant::Column::State.eq("active"))
             .select_only()
             .column(tenant::Column::Id)
-            .into_tuple::<String>()
+            .column(tenant::Column::CreateTime)
+            .into_tuple::<(String, i64)>()
             .all(&self.db)
             .await?
             .into_iter()
@@ -581,11 +584,13 @@ impl ScorerDb {
             .all(&self.db)
             .await?
             .into_iter()
-            .filter(|m| active.contains(&m.tenant_id))
-            .map(|m| ActiveVersion {
-                tenant_id: m.tenant_id,
-                model_id: m.id,
-                version: m.active_version,
+            .filter_map(|m| {
+                Some(ActiveVersion {
+                    tenant_incarnation: *active.get(&m.tenant_id)?,
+                    tenant_id: m.tenant_id,
+                    model_id: m.id,
+                    version: m.active_version,
+                })
             })
             .collect())
     }

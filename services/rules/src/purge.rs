@@ -13,8 +13,19 @@ pub(crate) fn spawn(runtime: Arc<Runtime>) {
         let mut ticker = tokio::time::interval(interval);
         loop {
             ticker.tick().await;
-            if let Err(error) = runtime.store.purge_due_tenants().await {
-                tracing::warn!(%error, "tenant purge failed; retrying later");
+            match runtime.store.purge_due_tenants().await {
+                Ok(purged) => {
+                    // The purged incarnation's cache entries, so that they do not wait for
+                    // their TTL (a new tenant under the same id is another incarnation and
+                    // never reads them anyway).
+                    for (tenant, incarnation) in purged {
+                        let ns = kelvin_cache::Namespace::tenant(&tenant, incarnation);
+                        if let Err(error) = runtime.cache.clear_namespace(&ns).await {
+                            tracing::warn!(%tenant, %error, "cannot clear a purged tenant's cache; its entries expire with their TTL");
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "tenant purge failed; retrying later"),
             }
         }
     });

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use kelvin_cache::Namespace;
 use kelvin_engine::CompiledModel;
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::scoring_service_server::ScoringService;
@@ -51,8 +50,10 @@ impl ScoringApi {
     /// there first. Cache errors only cost the next read a store round trip.
     /// The writes go out together (the Redis connection multiplexes them) rather than one
     /// round trip after another: a BatchGetScores after a flush refills up to 1000 keys.
-    async fn refill(&self, scores: &[StoredScore]) {
-        let entries: Vec<_> = scores.iter().map(crate::worker::cache_entry).collect();
+    async fn refill(&self, scope: &TenantScope, scores: &[StoredScore]) {
+        let ns = kelvin_cache::Namespace::tenant(scope.tenant_id(), scope.incarnation());
+        let entries: Vec<_> =
+            scores.iter().map(|s| crate::worker::cache_entry(ns.clone(), s)).collect();
         let ttl = self.ttl();
         let writes = entries
             .iter()
@@ -71,7 +72,7 @@ impl ScoringApi {
         leads: &[String],
     ) -> Vec<Option<pb::LeadScore>> {
         let keys: Vec<String> = leads.iter().map(|l| score_key(model, l)).collect();
-        let ns = Namespace::Tenant(scope.tenant_id().to_owned());
+        let ns = kelvin_cache::Namespace::tenant(scope.tenant_id(), scope.incarnation());
         match self.runtime.cache.get_many(&ns, &keys).await {
             Ok(values) => values
                 .into_iter()
@@ -124,7 +125,7 @@ impl ScoringService for ScoringApi {
             return Ok(Response::new(pb::GetScoreResponse { score: Some(hit) }));
         }
         let stored = access.lead_score(&scope, model, &lead).await.map_err(ApiError::from)?;
-        self.refill(std::slice::from_ref(&stored)).await;
+        self.refill(&scope, std::slice::from_ref(&stored)).await;
         Ok(Response::new(pb::GetScoreResponse { score: Some(convert::lead_score(&stored)) }))
     }
 
@@ -156,7 +157,7 @@ impl ScoringService for ScoringApi {
         if !misses.is_empty() {
             let stored =
                 access.lead_scores(&scope, model, &misses).await.map_err(ApiError::from)?;
-            self.refill(&stored).await;
+            self.refill(&scope, &stored).await;
             let by_id: std::collections::HashMap<&str, &StoredScore> =
                 stored.iter().map(|s| (s.lead_id.as_str(), s)).collect();
             for (id, slot) in req.lead_ids.iter().zip(found.iter_mut()) {

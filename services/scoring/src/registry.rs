@@ -18,12 +18,19 @@ pub(crate) struct ActiveModel {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     by_tenant: HashMap<String, Vec<Arc<ActiveModel>>>,
+    /// Incarnation of every tenant with an active model: its cache namespace.
+    incarnations: HashMap<String, i64>,
 }
 
 impl Registry {
     /// The tenant's active models (empty when it has none).
     pub fn models(&self, tenant_id: &str) -> &[Arc<ActiveModel>] {
         self.by_tenant.get(tenant_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The cache namespace of a tenant with active models.
+    pub fn namespace(&self, tenant_id: &str) -> Option<kelvin_cache::Namespace> {
+        self.incarnations.get(tenant_id).map(|i| kelvin_cache::Namespace::tenant(tenant_id, *i))
     }
 
     fn version(&self, tenant_id: &str, model_id: &str) -> Option<i64> {
@@ -51,7 +58,9 @@ impl Registry {
         let active = db.active_versions().await?;
         let mut next: HashMap<String, Vec<Arc<ActiveModel>>> = HashMap::new();
         let mut changed = Vec::new();
+        let mut incarnations = HashMap::new();
         for a in active {
+            incarnations.insert(a.tenant_id.clone(), a.tenant_incarnation);
             let current = self
                 .models(&a.tenant_id)
                 .iter()
@@ -83,6 +92,7 @@ impl Registry {
             next.entry(a.tenant_id).or_default().push(model);
         }
         self.by_tenant = next;
+        self.incarnations = incarnations;
         Ok(changed)
     }
 }

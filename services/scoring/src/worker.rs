@@ -380,7 +380,10 @@ impl Worker {
     async fn refresh_cache(&self, partitions: &[i32]) -> kelvin_store::Result<()> {
         let since = self.runtime.clock.now_ms() - TAKEOVER_REFRESH_MS;
         let scores = self.db.scores_changed_since(partitions, since).await?;
-        let writes: Vec<_> = scores.iter().map(cache_entry).collect();
+        let writes: Vec<_> = scores
+            .iter()
+            .filter_map(|s| Some(cache_entry(self.registry.namespace(&s.tenant_id)?, s)))
+            .collect();
         self.write_cache(&writes).await;
         Ok(())
     }
@@ -581,10 +584,9 @@ impl Worker {
         let mut after = self.score_leads(&txn, touches, now).await?;
         self.score_companies(&txn, companies, now).await?;
         for (tenant, lead) in erased {
+            let Some(ns) = self.registry.namespace(&tenant) else { continue };
             for m in self.registry.models(&tenant) {
-                after
-                    .cache_deletes
-                    .push((Namespace::Tenant(tenant.clone()), score_key(&m.model_id, &lead)));
+                after.cache_deletes.push((ns.clone(), score_key(&m.model_id, &lead)));
             }
         }
         txn.consume(&ids).await?;
@@ -682,10 +684,10 @@ impl Worker {
         let mut follow_up = BTreeSet::new();
         for (tenant, touched) in by_tenant {
             let models = self.registry.models(&tenant);
-            if models.is_empty() {
+            let Some(ns) = self.registry.namespace(&tenant).filter(|_| !models.is_empty()) else {
                 // Nothing to score with; the first activation rescores every lead.
                 continue;
-            }
+            };
             let ids: Vec<String> = touched.iter().map(|(l, _)| l.clone()).collect();
             let leads: HashMap<String, _> =
                 txn.leads(&tenant, &ids).await?.into_iter().map(|l| (l.id.clone(), l)).collect();
@@ -818,7 +820,7 @@ impl Worker {
                             old.map_or(now, |o| o.update_time_ms)
                         },
                     };
-                    after.cache_writes.push(cache_entry(&row));
+                    after.cache_writes.push(cache_entry(ns.clone(), &row));
                     rows.push(row);
                 }
             }
@@ -916,12 +918,8 @@ fn summary(s: &StoredScore) -> Score {
 }
 
 /// The cache entry of a stored score.
-pub(crate) fn cache_entry(s: &StoredScore) -> (Namespace, String, Vec<u8>) {
-    (
-        Namespace::Tenant(s.tenant_id.clone()),
-        score_key(&s.model_id, &s.lead_id),
-        convert::lead_score(s).encode_to_vec(),
-    )
+pub(crate) fn cache_entry(ns: Namespace, s: &StoredScore) -> (Namespace, String, Vec<u8>) {
+    (ns, score_key(&s.model_id, &s.lead_id), convert::lead_score(s).encode_to_vec())
 }
 
 #[cfg(test)]
