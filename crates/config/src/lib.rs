@@ -223,7 +223,9 @@ impl Default for TenancySettings {
 pub struct IngestSettings {
     /// Most items (events, leads, companies, outcomes) in one call or stream message.
     pub max_batch: usize,
-    /// Sustained events per second per tenant; bursts up to one second's worth.
+    /// Sustained items written per second per tenant (and replica), by every ingest RPC:
+    /// events, leads, companies, outcomes and erasures all count. Bursts up to one second's
+    /// worth; over it, RESOURCE_EXHAUSTED with `google.rpc.RetryInfo`.
     pub events_per_second: u32,
     /// Largest JSON of one event's properties or one lead's attributes, in bytes.
     pub max_item_bytes: usize,

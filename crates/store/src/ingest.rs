@@ -3,7 +3,8 @@
 //! committed before the call returns.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TryInsertResult,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TryInsertResult,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -12,7 +13,7 @@ use crate::audit::{self, Entry};
 use std::collections::HashMap;
 
 use crate::entity::{company, event, lead, lead_score, outcome, score_change, scoring_queue};
-use crate::scoring::{NewWork, WorkKind};
+use crate::scoring::{CHUNK, NewWork, WorkKind};
 use crate::types::now_ms;
 use crate::{Access, AuditContext, Error, Result, TenantScope};
 
@@ -156,67 +157,92 @@ fn written(result: TryInsertResult<u64>) -> Written {
 }
 
 impl Access<'_> {
-    /// Creates or merges leads, in one transaction.
+    /// Creates or merges leads, in one transaction. Real upserts under concurrency: the rows
+    /// are first created empty where missing (`ON CONFLICT DO NOTHING`, so two callers creating
+    /// one lead never collide), then read under a row lock in id order (no lost merge, no
+    /// deadlock between two batches), merged in request order and written once each.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.upsert_leads", otel.kind = "client"))]
     pub async fn upsert_leads(&self, scope: &TenantScope, leads: Vec<LeadUpsert>) -> Result<()> {
         let now = now_ms();
+        let tenant_id = scope.tenant_id();
         let txn = crate::write_txn(self.db).await?;
+        let ids: std::collections::BTreeSet<String> = leads.iter().map(|l| l.id.clone()).collect();
+        let ids: Vec<String> = ids.into_iter().collect();
+        for chunk in ids.chunks(CHUNK) {
+            lead::Entity::insert_many(chunk.iter().map(|id| lead::ActiveModel {
+                tenant_id: Set(tenant_id.to_owned()),
+                id: Set(id.clone()),
+                company_id: Set(None),
+                attributes: Set("{}".into()),
+                enriched: Set("{}".into()),
+                create_time: Set(now),
+                update_time: Set(now),
+            }))
+            .on_conflict_do_nothing_on([lead::Column::TenantId, lead::Column::Id])
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        let mut rows: std::collections::BTreeMap<String, lead::Model> = Default::default();
+        for chunk in ids.chunks(CHUNK) {
+            rows.extend(
+                lead::Entity::find()
+                    .filter(lead::Column::TenantId.eq(tenant_id))
+                    .filter(lead::Column::Id.is_in(chunk.iter().cloned()))
+                    .order_by_asc(lead::Column::Id)
+                    .lock_exclusive()
+                    .all(&txn)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id.clone(), r)),
+            );
+        }
         let mut work = Vec::with_capacity(leads.len());
         let mut companies = std::collections::BTreeSet::new();
+        let mut merged: std::collections::BTreeMap<
+            String,
+            (Map<String, Value>, Map<String, Value>, Option<String>),
+        > = Default::default();
         for up in leads {
-            let key = (scope.tenant_id().to_owned(), up.id.clone());
+            let current =
+                rows.get(&up.id).ok_or_else(|| Error::not_found("lead", up.id.clone()))?;
+            let (attributes, enriched, company) =
+                merged.entry(up.id.clone()).or_insert_with(|| {
+                    (
+                        object(&current.attributes),
+                        object(&current.enriched),
+                        current.company_id.clone(),
+                    )
+                });
+            if up.company_id.is_some() {
+                companies.extend(company.clone());
+            }
+            merge(attributes, up.attributes);
+            merge(enriched, up.enriched);
+            match up.company_id {
+                None => {}
+                Some(c) if c.is_empty() => *company = None,
+                Some(c) => *company = Some(c),
+            }
+            companies.extend(company.clone());
             work.push(NewWork {
-                tenant_id: scope.tenant_id().to_owned(),
+                tenant_id: tenant_id.to_owned(),
                 kind: WorkKind::Lead,
-                subject_id: up.id.clone(),
+                subject_id: up.id,
                 event_seq: None,
                 trace_parent: None,
             });
-            match lead::Entity::find_by_id(key).one(&txn).await? {
-                Some(current) => {
-                    if up.company_id.is_some() {
-                        companies.extend(current.company_id.clone());
-                    }
-                    let mut attributes = object(&current.attributes);
-                    merge(&mut attributes, up.attributes);
-                    let mut enriched = object(&current.enriched);
-                    merge(&mut enriched, up.enriched);
-                    let company = match up.company_id {
-                        None => current.company_id.clone(),
-                        Some(c) if c.is_empty() => None,
-                        Some(c) => Some(c),
-                    };
-                    companies.extend(company.clone());
-                    let mut active: lead::ActiveModel = current.into();
-                    active.attributes = Set(Value::Object(attributes).to_string());
-                    active.enriched = Set(Value::Object(enriched).to_string());
-                    active.company_id = Set(company);
-                    active.update_time = Set(now);
-                    active.update(&txn).await?;
-                }
-                None => {
-                    let mut attributes = Map::new();
-                    merge(&mut attributes, up.attributes);
-                    let mut enriched = Map::new();
-                    merge(&mut enriched, up.enriched);
-                    let company_id = up.company_id.filter(|c| !c.is_empty());
-                    companies.extend(company_id.clone());
-                    lead::ActiveModel {
-                        tenant_id: Set(scope.tenant_id().to_owned()),
-                        id: Set(up.id),
-                        company_id: Set(company_id),
-                        attributes: Set(Value::Object(attributes).to_string()),
-                        enriched: Set(Value::Object(enriched).to_string()),
-                        create_time: Set(now),
-                        update_time: Set(now),
-                    }
-                    .insert(&txn)
-                    .await?;
-                }
-            }
+        }
+        for (id, (attributes, enriched, company)) in merged {
+            let Some(current) = rows.remove(&id) else { continue };
+            let mut active: lead::ActiveModel = current.into();
+            active.attributes = Set(Value::Object(attributes).to_string());
+            active.enriched = Set(Value::Object(enriched).to_string());
+            active.company_id = Set(company);
+            active.update_time = Set(now);
+            active.update(&txn).await?;
         }
         work.extend(companies.into_iter().map(|c| NewWork {
-            tenant_id: scope.tenant_id().to_owned(),
+            tenant_id: tenant_id.to_owned(),
             kind: WorkKind::Company,
             subject_id: c,
             event_seq: None,
@@ -227,7 +253,8 @@ impl Access<'_> {
         Ok(())
     }
 
-    /// Creates or merges companies, in one transaction.
+    /// Creates or merges companies, in one transaction; concurrent-safe like
+    /// [`Access::upsert_leads`].
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.upsert_companies", otel.kind = "client"))]
     pub async fn upsert_companies(
         &self,
@@ -235,42 +262,61 @@ impl Access<'_> {
         companies: Vec<CompanyUpsert>,
     ) -> Result<()> {
         let now = now_ms();
+        let tenant_id = scope.tenant_id();
         let txn = crate::write_txn(self.db).await?;
+        let ids: std::collections::BTreeSet<String> =
+            companies.iter().map(|c| c.id.clone()).collect();
+        let ids: Vec<String> = ids.into_iter().collect();
+        for chunk in ids.chunks(CHUNK) {
+            company::Entity::insert_many(chunk.iter().map(|id| company::ActiveModel {
+                tenant_id: Set(tenant_id.to_owned()),
+                id: Set(id.clone()),
+                attributes: Set("{}".into()),
+                create_time: Set(now),
+                update_time: Set(now),
+            }))
+            .on_conflict_do_nothing_on([company::Column::TenantId, company::Column::Id])
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        let mut rows: std::collections::BTreeMap<String, company::Model> = Default::default();
+        for chunk in ids.chunks(CHUNK) {
+            rows.extend(
+                company::Entity::find()
+                    .filter(company::Column::TenantId.eq(tenant_id))
+                    .filter(company::Column::Id.is_in(chunk.iter().cloned()))
+                    .order_by_asc(company::Column::Id)
+                    .lock_exclusive()
+                    .all(&txn)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id.clone(), r)),
+            );
+        }
         let work = companies
             .iter()
             .map(|c| NewWork {
-                tenant_id: scope.tenant_id().to_owned(),
+                tenant_id: tenant_id.to_owned(),
                 kind: WorkKind::CompanyAttributes,
                 subject_id: c.id.clone(),
                 event_seq: None,
                 trace_parent: None,
             })
             .collect();
+        let mut merged: std::collections::BTreeMap<String, Map<String, Value>> = Default::default();
         for up in companies {
-            let key = (scope.tenant_id().to_owned(), up.id.clone());
-            match company::Entity::find_by_id(key).one(&txn).await? {
-                Some(current) => {
-                    let mut attributes = object(&current.attributes);
-                    merge(&mut attributes, up.attributes);
-                    let mut active: company::ActiveModel = current.into();
-                    active.attributes = Set(Value::Object(attributes).to_string());
-                    active.update_time = Set(now);
-                    active.update(&txn).await?;
-                }
-                None => {
-                    let mut attributes = Map::new();
-                    merge(&mut attributes, up.attributes);
-                    company::ActiveModel {
-                        tenant_id: Set(scope.tenant_id().to_owned()),
-                        id: Set(up.id),
-                        attributes: Set(Value::Object(attributes).to_string()),
-                        create_time: Set(now),
-                        update_time: Set(now),
-                    }
-                    .insert(&txn)
-                    .await?;
-                }
-            }
+            let current =
+                rows.get(&up.id).ok_or_else(|| Error::not_found("company", up.id.clone()))?;
+            let attributes =
+                merged.entry(up.id.clone()).or_insert_with(|| object(&current.attributes));
+            merge(attributes, up.attributes);
+        }
+        for (id, attributes) in merged {
+            let Some(current) = rows.remove(&id) else { continue };
+            let mut active: company::ActiveModel = current.into();
+            active.attributes = Set(Value::Object(attributes).to_string());
+            active.update_time = Set(now);
+            active.update(&txn).await?;
         }
         crate::scoring::enqueue(&txn, work, now).await?;
         txn.commit().await?;

@@ -1223,6 +1223,13 @@ impl ScorerTxn {
         Ok(matched.into_iter().map(|(_, enqueued)| enqueued).collect())
     }
 
+    /// Ends the transaction without writing anything.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollback", otel.kind = "client"))]
+    pub async fn rollback(self) -> Result<()> {
+        self.txn.rollback().await?;
+        Ok(())
+    }
+
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.commit", otel.kind = "client"))]
     pub async fn commit(self) -> Result<()> {
         self.txn.commit().await?;

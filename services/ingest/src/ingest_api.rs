@@ -8,7 +8,7 @@ use kelvin_proto::convert::{json_struct, timestamp};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_server::IngestService;
 use kelvin_server::{ApiError, CallContext, Runtime, call_context};
-use kelvin_store::{AuditContext, Written};
+use kelvin_store::{AuditContext, TenantScope, Written};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::quota::Quotas;
@@ -116,12 +116,9 @@ impl IngestApi {
         check_batch(runtime, "events", events.len())?;
         let access = runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(tenant_id).await?;
-        if let Err(wait) = quotas.take(scope.tenant_id(), events.len()) {
+        if let Err(error) = admit(runtime, quotas, &scope, events.len()) {
             count_events(tenant_id, "throttled", events.len());
-            return Err(ApiError::ResourceExhausted(format!(
-                "tenant `{tenant_id}` is over its quota of {} events/s; retry in {wait:.2}s",
-                runtime.config.ingest.events_per_second
-            )));
+            return Err(error);
         }
         let now = now_ms();
         let max_bytes = runtime.config.ingest.max_item_bytes;
@@ -138,6 +135,25 @@ impl IngestApi {
         count_events(tenant_id, "rejected", rejected as usize);
         Ok(results)
     }
+}
+
+/// Takes `items` from the tenant's quota: every item any ingest RPC writes (event, lead,
+/// company, outcome, erasure) counts, so that no write RPC lets one tenant take the store's
+/// write capacity from the others. Refused: RESOURCE_EXHAUSTED with RetryInfo.
+fn admit(
+    runtime: &Runtime,
+    quotas: &Quotas,
+    scope: &TenantScope,
+    items: usize,
+) -> Result<(), ApiError> {
+    quotas.take(scope.tenant_id(), items.max(1)).map_err(|wait| ApiError::Throttled {
+        message: format!(
+            "tenant `{}` is over its quota of {} items/s; retry in {wait:.2}s",
+            scope.tenant_id(),
+            runtime.config.ingest.events_per_second
+        ),
+        retry_after: std::time::Duration::from_secs_f64(wait.max(0.001)),
+    })
 }
 
 /// Adds to `kelvin.ingest.events` (the tenant is known to exist: it was resolved first).
@@ -163,6 +179,7 @@ impl IngestService for IngestApi {
         check_batch(&self.runtime, "leads", req.leads.len())?;
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        admit(&self.runtime, &self.quotas, &scope, req.leads.len())?;
         let max_bytes = self.runtime.config.ingest.max_item_bytes;
         let results = batch(
             req.leads,
@@ -187,6 +204,7 @@ impl IngestService for IngestApi {
         check_batch(&self.runtime, "companies", req.companies.len())?;
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        admit(&self.runtime, &self.quotas, &scope, req.companies.len())?;
         let max_bytes = self.runtime.config.ingest.max_item_bytes;
         let results = batch(
             req.companies,
@@ -282,6 +300,7 @@ impl IngestService for IngestApi {
         check_batch(&self.runtime, "outcomes", req.outcomes.len())?;
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        admit(&self.runtime, &self.quotas, &scope, req.outcomes.len())?;
         let results = batch(
             req.outcomes,
             |o| o.outcome_id.clone(),
@@ -303,6 +322,7 @@ impl IngestService for IngestApi {
         }
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        admit(&self.runtime, &self.quotas, &scope, 1)?;
         let audit =
             AuditContext { request_id: ctx.request_id.clone(), reason: "erasure request".into() };
         let (events_erased, outcomes_erased) =

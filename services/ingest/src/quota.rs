@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Token buckets of every tenant seen by this replica.
+/// Buckets kept before idle ones are dropped.
+const MAX_IDLE_SCAN: usize = 10_000;
+
+/// Token buckets of the tenants that sent in the last second (see `MAX_IDLE_SCAN`).
 pub(crate) struct Quotas {
     rate: f64,
     burst: f64,
@@ -27,6 +30,11 @@ impl Quotas {
             Ok(b) => b,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if buckets.len() >= MAX_IDLE_SCAN && !buckets.contains_key(tenant) {
+            // A bucket left alone for a second is full again: forgetting it changes nothing,
+            // and keeps the map as small as the set of tenants sending right now.
+            buckets.retain(|_, (_, last)| now.duration_since(*last).as_secs_f64() < 1.0);
+        }
         let (tokens, last) = buckets.entry(tenant.to_owned()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;

@@ -420,22 +420,38 @@ impl Worker {
     /// its own transaction: the good ones go through, and a bad one has its attempt counted
     /// until it becomes a dead letter. One bad item never holds back any other.
     async fn apply_queue(&mut self) -> kelvin_store::Result<bool> {
-        let now = self.runtime.clock.now_ms();
-        let txn = self.db.begin(&self.owned).await?;
-        let settings = self.settings();
-        let (work, cursor) = txn
-            .work(
-                &self.owned,
-                settings.batch_size,
-                settings.tenant_batch_share_percent,
-                &self.tenant_cursor,
-            )
-            .await?;
-        self.tenant_cursor = cursor;
-        if work.is_empty() {
-            txn.commit().await?;
-            return Ok(false);
-        }
+        let cursor_before = self.tenant_cursor.clone();
+        let (txn, work, now) = loop {
+            let now = self.runtime.clock.now_ms();
+            let txn = self.db.begin(&self.owned).await?;
+            let settings = self.settings();
+            let (work, cursor) = txn
+                .work(
+                    &self.owned,
+                    settings.batch_size,
+                    settings.tenant_batch_share_percent,
+                    &cursor_before,
+                )
+                .await?;
+            self.tenant_cursor = cursor;
+            if work.is_empty() {
+                txn.commit().await?;
+                return Ok(false);
+            }
+            // Work of a tenant with no known model: a model may have just been published.
+            // Look again (at most every 20 ms) before consuming it unscored, outside the
+            // transaction: on SQLite a read through the pool while holding the write lock can
+            // wait for a connection that writers queued behind this very lock hold.
+            let unknown = work.iter().any(|w| self.registry.models(&w.tenant_id).is_empty());
+            if unknown
+                && self.last_models_refresh.is_none_or(|t| t.elapsed() >= Duration::from_millis(20))
+            {
+                txn.rollback().await?;
+                self.refresh_models().await?;
+                continue;
+            }
+            break (txn, work, now);
+        };
         let ids: Vec<i64> = work.iter().map(|w| w.id).collect();
         let span = tracing::info_span!("score_batch", work = work.len());
         let failure = match guarded(self.apply_work(txn, work, now).instrument(span)).await {
@@ -573,14 +589,6 @@ impl Worker {
                 span
             })
             .collect();
-        // Work of a tenant with no known model: a model may have just been published. Look
-        // again (at most every 20 ms) before consuming it unscored.
-        let unknown = touches.keys().any(|(t, _)| self.registry.models(t).is_empty());
-        if unknown
-            && self.last_models_refresh.is_none_or(|t| t.elapsed() >= Duration::from_millis(20))
-        {
-            self.refresh_models().await?;
-        }
         let mut after = self.score_leads(&txn, touches, now).await?;
         self.score_companies(&txn, companies, now).await?;
         for (tenant, lead) in erased {
