@@ -7,7 +7,8 @@ use futures::{Stream, StreamExt};
 use kelvin_proto::convert::{json_struct, timestamp};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_server::IngestService;
-use kelvin_server::{ApiError, CallContext, Runtime, call_context};
+use kelvin_cache::Namespace;
+use kelvin_server::{ApiError, CallContext, Runtime, call_context, scores};
 use kelvin_store::{AuditContext, Written};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -303,6 +304,19 @@ impl IngestService for IngestApi {
         }
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        // The mark goes first: once the erasure commits, no cached score of the lead can be
+        // served, whenever the scoring worker gets to drop them. A failed mark erases nothing.
+        let ttl = scores::erased_ttl(self.runtime.config.scoring.cache_ttl_seconds);
+        self.runtime
+            .cache
+            .set(
+                &Namespace::Tenant(scope.tenant_id().to_owned()),
+                &scores::erased_key(&req.lead_id),
+                b"1",
+                Some(ttl),
+            )
+            .await
+            .map_err(|e| ApiError::Internal(format!("cannot mark the lead erased in the cache: {e}")))?;
         let audit =
             AuditContext { request_id: ctx.request_id.clone(), reason: "erasure request".into() };
         let (events_erased, outcomes_erased) =

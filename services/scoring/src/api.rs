@@ -11,7 +11,7 @@ use kelvin_cache::Namespace;
 use kelvin_engine::CompiledModel;
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::scoring_service_server::ScoringService;
-use kelvin_server::scores::{engine_company, engine_event, engine_lead, score_pb};
+use kelvin_server::scores::{engine_company, engine_event, engine_lead, erased_key, score_pb};
 use kelvin_server::{ApiError, Runtime, call_context};
 use kelvin_store::{LeadFilter, Page, StoredScore, TenantScope};
 use prost::Message;
@@ -64,22 +64,36 @@ impl ScoringApi {
         }
     }
 
+    /// The cached scores of `leads` (`None`: read the store) and whether each lead carries an
+    /// erasure mark. The marks come in the same round trip; a marked lead's cached score is
+    /// never served (EraseLead may have returned before the worker dropped it) and the store's
+    /// answer for it is not cached.
     async fn cached(
         &self,
         scope: &TenantScope,
         model: &str,
         leads: &[String],
-    ) -> Vec<Option<pb::LeadScore>> {
-        let keys: Vec<String> = leads.iter().map(|l| score_key(model, l)).collect();
+    ) -> (Vec<Option<pb::LeadScore>>, Vec<bool>) {
+        let mut keys: Vec<String> = leads.iter().map(|l| score_key(model, l)).collect();
+        keys.extend(leads.iter().map(|l| erased_key(l)));
         let ns = Namespace::Tenant(scope.tenant_id().to_owned());
         match self.runtime.cache.get_many(&ns, &keys).await {
-            Ok(values) => values
-                .into_iter()
-                .map(|v| v.and_then(|bytes| pb::LeadScore::decode(bytes.as_slice()).ok()))
-                .collect(),
+            Ok(mut values) => {
+                let marks: Vec<bool> =
+                    values.split_off(leads.len()).iter().map(Option::is_some).collect();
+                let hits = values
+                    .into_iter()
+                    .zip(&marks)
+                    .map(|(v, erased)| {
+                        v.filter(|_| !erased)
+                            .and_then(|bytes| pb::LeadScore::decode(bytes.as_slice()).ok())
+                    })
+                    .collect();
+                (hits, marks)
+            }
             Err(error) => {
                 tracing::debug!(%error, "score cache read failed; reading the store");
-                vec![None; leads.len()]
+                (vec![None; leads.len()], vec![false; leads.len()])
             }
         }
     }
@@ -119,12 +133,14 @@ impl ScoringService for ScoringApi {
         let model = model_or_default(&req.model_id);
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        if let Some(Some(hit)) = self.cached(&scope, model, std::slice::from_ref(&lead)).await.pop()
-        {
+        let (mut hits, marks) = self.cached(&scope, model, std::slice::from_ref(&lead)).await;
+        if let Some(Some(hit)) = hits.pop() {
             return Ok(Response::new(pb::GetScoreResponse { score: Some(hit) }));
         }
         let stored = access.lead_score(&scope, model, &lead).await.map_err(ApiError::from)?;
-        self.refill(std::slice::from_ref(&stored)).await;
+        if !marks.contains(&true) {
+            self.refill(std::slice::from_ref(&stored)).await;
+        }
         Ok(Response::new(pb::GetScoreResponse { score: Some(convert::lead_score(&stored)) }))
     }
 
@@ -145,7 +161,14 @@ impl ScoringService for ScoringApi {
         let model = model_or_default(&req.model_id);
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        let mut found = self.cached(&scope, model, &req.lead_ids).await;
+        let (mut found, marks) = self.cached(&scope, model, &req.lead_ids).await;
+        let marked: std::collections::HashSet<&str> = req
+            .lead_ids
+            .iter()
+            .zip(&marks)
+            .filter(|(_, erased)| **erased)
+            .map(|(id, _)| id.as_str())
+            .collect();
         let misses: Vec<String> = req
             .lead_ids
             .iter()
@@ -156,7 +179,9 @@ impl ScoringService for ScoringApi {
         if !misses.is_empty() {
             let stored =
                 access.lead_scores(&scope, model, &misses).await.map_err(ApiError::from)?;
-            self.refill(&stored).await;
+            let unmarked: Vec<StoredScore> =
+                stored.iter().filter(|s| !marked.contains(s.lead_id.as_str())).cloned().collect();
+            self.refill(&unmarked).await;
             let by_id: std::collections::HashMap<&str, &StoredScore> =
                 stored.iter().map(|s| (s.lead_id.as_str(), s)).collect();
             for (id, slot) in req.lead_ids.iter().zip(found.iter_mut()) {
