@@ -28,7 +28,11 @@ async fn export_events(app: &TestApp, lead: &str) -> usize {
     ingest
         .export_lead(authed(
             &app.admin_token,
-            pb::ExportLeadRequest { tenant_id: "acme-fr".into(), lead_id: lead.into() },
+            pb::ExportLeadRequest {
+                tenant_id: "acme-fr".into(),
+                lead_id: lead.into(),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap()
@@ -189,7 +193,11 @@ async fn contacts_are_imported_with_typed_attributes() {
     let lead = ingest
         .export_lead(authed(
             &app.admin_token,
-            pb::ExportLeadRequest { tenant_id: "acme-fr".into(), lead_id: "101".into() },
+            pb::ExportLeadRequest {
+                tenant_id: "acme-fr".into(),
+                lead_id: "101".into(),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap()

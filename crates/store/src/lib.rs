@@ -28,8 +28,8 @@ use sea_orm_migration::MigratorTrait;
 pub use access::{Access, AuditContext, TenantScope};
 pub use error::{Error, Result};
 pub use ingest::{
-    CompanyRow, CompanyUpsert, LeadExport, LeadRow, LeadUpsert, NewEvent, NewOutcome, StoredEvent,
-    Written,
+    CompanyRow, CompanyUpsert, ExportItem, LeadExport, LeadExportPage, LeadRow, LeadUpsert,
+    NewEvent, NewOutcome, StoredEvent, Written,
 };
 pub use kelvin_auth::Principal;
 pub use models::{
