@@ -252,6 +252,12 @@ pub struct ScoringSettings {
     pub cache_ttl_seconds: u64,
     /// How far ahead a band change due to time alone is looked for, in days.
     pub horizon_days: u64,
+    /// Most WatchScoreChanges streams open at once for one tenant, per replica: one tenant
+    /// cannot hold every stream slot of a replica.
+    pub max_streams_per_tenant: usize,
+    /// Most WatchScoreChanges streams open at once for one API key (or, for tokens without a
+    /// key, one actor), per replica.
+    pub max_streams_per_key: usize,
 }
 
 impl Default for ScoringSettings {
@@ -263,6 +269,8 @@ impl Default for ScoringSettings {
             rebalance_interval_ms: 1000,
             cache_ttl_seconds: 3600,
             horizon_days: 400,
+            max_streams_per_tenant: 200,
+            max_streams_per_key: 50,
         }
     }
 }
@@ -343,6 +351,9 @@ impl Config {
             || self.scoring.rebalance_interval_ms == 0
         {
             return Err(Error::Invalid("scoring batch size and intervals must be positive".into()));
+        }
+        if self.scoring.max_streams_per_tenant == 0 || self.scoring.max_streams_per_key == 0 {
+            return Err(Error::Invalid("scoring stream limits must be positive".into()));
         }
         if self.ingest.max_batch == 0 || self.ingest.events_per_second == 0 {
             return Err(Error::Invalid("ingest limits must be positive".into()));

@@ -17,15 +17,11 @@ use kelvin_store::{LeadFilter, Page, StoredScore, TenantScope};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use crate::watch::Verdict;
 use crate::{DEFAULT_MODEL, Hub, convert, score_key};
 
 /// Most leads in one BatchGetScores call.
 const MAX_BATCH: usize = 1000;
-/// How often a change stream with nothing new looks again (changes committed by workers in
-/// other processes; local commits wake it at once).
-const WATCH_POLL: Duration = Duration::from_millis(200);
-/// How often a change stream re-checks that its caller's key is still valid.
-const WATCH_REAUTH: Duration = Duration::from_secs(5);
 /// Changes read per query by a change stream.
 const WATCH_PAGE: u64 = 500;
 
@@ -329,33 +325,30 @@ impl ScoringService for ScoringApi {
         }
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        let head = access.change_head(&scope).await.map_err(ApiError::from)?;
         let mut cursor = match req.after_cursor {
-            0 => access.change_head(&scope).await.map_err(ApiError::from)?,
+            0 => head,
             -1 => 0,
             c => c,
         };
+        let mut slot = self.hub.watcher.admit(&ctx.principal, scope.tenant_id(), head)?;
         let model = (!req.model_id.is_empty()).then(|| req.model_id.clone());
         let band_only = req.band_changes_only;
         let runtime = self.runtime.clone();
-        let hub = self.hub.clone();
         let principal = ctx.principal;
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_PAGE as usize);
+        // The stream reads the store only when its tenant's head has passed its cursor; in
+        // between it sleeps on the watcher (no timer, no query). The slot goes with the task.
         tokio::spawn(async move {
             let mut stopping = runtime.stopping();
-            let mut last_auth = tokio::time::Instant::now();
             loop {
                 if *stopping.borrow() {
                     return;
                 }
-                if last_auth.elapsed() >= WATCH_REAUTH {
-                    last_auth = tokio::time::Instant::now();
-                    let valid = match principal.api_key_id() {
-                        Some(id) => runtime.store.api_key_is_active(id).await.unwrap_or(true),
-                        None => true,
-                    };
-                    let reach =
-                        runtime.store.access(&principal).tenant_scope(scope.tenant_id()).await;
-                    if !valid || reach.is_err() {
+                let verdict = *slot.verdict.borrow_and_update();
+                match verdict {
+                    Verdict::Valid => {}
+                    Verdict::Revoked => {
                         let _ = tx
                             .send(Err(Status::unauthenticated(
                                 "the API key or tenant is no longer valid",
@@ -363,38 +356,47 @@ impl ScoringService for ScoringApi {
                             .await;
                         return;
                     }
-                }
-                // Register interest before reading, so a commit between the read and the wait
-                // still wakes this stream.
-                let notified = hub.changes.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                let access = runtime.store.access(&principal);
-                let rows = match access
-                    .changes_after(&scope, cursor, model.as_deref(), band_only, WATCH_PAGE)
-                    .await
-                {
-                    Ok(rows) => rows,
-                    Err(error) => {
-                        let _ = tx.send(Err(ApiError::from(error).into())).await;
+                    Verdict::Unknown => {
+                        let _ = tx
+                            .send(Err(Status::unavailable(
+                                "the API key could not be re-checked; resume with after_cursor",
+                            )))
+                            .await;
                         return;
                     }
-                };
-                let full = rows.len() as u64 == WATCH_PAGE;
-                for row in rows {
-                    cursor = row.change_no;
-                    let message =
-                        pb::WatchScoreChangesResponse { change: Some(convert::change(row)) };
-                    if tx.send(Ok(message)).await.is_err() {
-                        return; // the client went away
-                    }
                 }
-                if full {
-                    continue;
+                // Every change up to `head` is committed, so a read after taking it sees them.
+                let head = *slot.head.borrow_and_update();
+                if head > cursor {
+                    let access = runtime.store.access(&principal);
+                    let rows = match access
+                        .changes_after(&scope, cursor, model.as_deref(), band_only, WATCH_PAGE)
+                        .await
+                    {
+                        Ok(rows) => rows,
+                        Err(error) => {
+                            let _ = tx.send(Err(ApiError::from(error).into())).await;
+                            return;
+                        }
+                    };
+                    let full = rows.len() as u64 == WATCH_PAGE;
+                    for row in rows {
+                        cursor = row.change_no;
+                        let message =
+                            pb::WatchScoreChangesResponse { change: Some(convert::change(row)) };
+                        if tx.send(Ok(message)).await.is_err() {
+                            return; // the client went away
+                        }
+                    }
+                    if full {
+                        continue;
+                    }
+                    // Changes up to `head` that the filters left out are behind us too.
+                    cursor = cursor.max(head);
                 }
                 tokio::select! {
-                    _ = &mut notified => {}
-                    _ = tokio::time::sleep(WATCH_POLL) => {}
+                    _ = slot.head.changed() => {}
+                    _ = slot.verdict.changed() => {}
                     _ = stopping.changed() => return,
                     _ = tx.closed() => return,
                 }
