@@ -278,7 +278,6 @@ async fn leads_merge_export_everything_and_erase_leaves_no_personal_data() {
             pb::EraseLeadRequest {
                 tenant_id: "acme-fr".into(),
                 lead_id: "jane@client.example".into(),
-                ..Default::default()
             },
         ))
         .await
