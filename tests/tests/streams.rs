@@ -230,3 +230,29 @@ async fn a_revoked_keys_stream_ends_unauthenticated() {
     assert!(tokio::time::timeout(Duration::from_millis(200), kept.message()).await.is_err());
     app.stop().await;
 }
+
+/// The 5 s re-check used to treat a store error as "still valid" (`unwrap_or(true)`), so a key
+/// revoked during a store outage kept streaming. It fails closed now: the stream ends with
+/// UNAVAILABLE and the client resumes from its cursor once the store answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_when_its_key_cannot_be_rechecked() {
+    let app = setup(|_| {}).await;
+    let (reader, _) = fixtures::token(&app, "acme", T, pb::Role::Reader).await;
+    let mut stream = open(&app, &reader, T, 0).await.unwrap();
+    // A real store failure, limited to the key lookup: the keys' table is out of the way.
+    app.runtime
+        .store
+        .execute_unprepared("ALTER TABLE api_keys RENAME TO api_keys_away")
+        .await
+        .unwrap();
+    let end = tokio::time::timeout(WAIT, stream.message()).await.expect("the stream ends");
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("after_cursor"), "{}", status.message());
+    app.runtime
+        .store
+        .execute_unprepared("ALTER TABLE api_keys_away RENAME TO api_keys")
+        .await
+        .unwrap();
+    app.stop().await;
+}
