@@ -22,19 +22,31 @@ fn import(app: &TestApp, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The number of `lead`'s events, over every page of its export.
 async fn export_events(app: &TestApp, lead: &str) -> usize {
     let mut ingest =
         kelvin_proto::v1::ingest_service_client::IngestServiceClient::new(app.channel.clone());
-    ingest
-        .export_lead(authed(
-            &app.admin_token,
-            pb::ExportLeadRequest { tenant_id: "acme-fr".into(), lead_id: lead.into() },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .len()
+    let (mut n, mut page_token) = (0, String::new());
+    loop {
+        let page = ingest
+            .export_lead(authed(
+                &app.admin_token,
+                pb::ExportLeadRequest {
+                    tenant_id: "acme-fr".into(),
+                    lead_id: lead.into(),
+                    page_size: 1000,
+                    page_token,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        n += page.events.len();
+        if page.next_page_token.is_empty() {
+            return n;
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +201,11 @@ async fn contacts_are_imported_with_typed_attributes() {
     let lead = ingest
         .export_lead(authed(
             &app.admin_token,
-            pb::ExportLeadRequest { tenant_id: "acme-fr".into(), lead_id: "101".into() },
+            pb::ExportLeadRequest {
+                tenant_id: "acme-fr".into(),
+                lead_id: "101".into(),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap()

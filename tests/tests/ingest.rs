@@ -244,6 +244,7 @@ async fn leads_merge_export_everything_and_erase_leaves_no_personal_data() {
             pb::ExportLeadRequest {
                 tenant_id: "acme-fr".into(),
                 lead_id: "jane@client.example".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -256,6 +257,7 @@ async fn leads_merge_export_everything_and_erase_leaves_no_personal_data() {
             pb::ExportLeadRequest {
                 tenant_id: "acme-fr".into(),
                 lead_id: "jane@client.example".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -288,6 +290,7 @@ async fn leads_merge_export_everything_and_erase_leaves_no_personal_data() {
             pb::ExportLeadRequest {
                 tenant_id: "acme-fr".into(),
                 lead_id: "jane@client.example".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -310,5 +313,160 @@ async fn leads_merge_export_everything_and_erase_leaves_no_personal_data() {
     assert_eq!(audit.audit_events.len(), 1);
     let row = format!("{:?}", audit.audit_events[0]);
     assert!(!row.contains("jane") && !row.contains("client.example"), "no personal data: {row}");
+    app.stop().await;
+}
+
+/// Reads every page of `lead`'s export with `token`, checking each stays within `limit` bytes
+/// and `page_size` items.
+async fn export_pages(
+    app: &TestApp,
+    token: &str,
+    lead: &str,
+    page_size: i32,
+    limit: usize,
+) -> Vec<pb::ExportLeadResponse> {
+    use prost::Message;
+    let mut pages = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = ingest(app)
+            .export_lead(authed(
+                token,
+                pb::ExportLeadRequest {
+                    tenant_id: "acme-fr".into(),
+                    lead_id: lead.into(),
+                    page_size,
+                    page_token: page_token.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.encoded_len() <= limit, "page of {} bytes", page.encoded_len());
+        let items = page.events.len() + page.outcomes.len();
+        assert!(items >= 1, "no empty page");
+        if page_size > 0 {
+            assert!(items <= page_size as usize, "{items} items in a page of {page_size}");
+        }
+        assert_eq!(page.lead.as_ref().unwrap().lead_id, lead, "every page names the lead");
+        page_token = page.next_page_token.clone();
+        pages.push(page);
+        if page_token.is_empty() {
+            return pages;
+        }
+        assert!(pages.len() < 1000, "the pages end");
+    }
+}
+
+/// Issue 14: a lead holding more than the response size limit could not be exported at all.
+/// Here 200 events of ~1 KiB (about 3 times the limit) and 5 outcomes come back in pages, each
+/// under the limit, every item exactly once, events oldest first, then outcomes.
+#[tokio::test]
+async fn a_lead_larger_than_the_message_limit_is_exported_in_pages() {
+    const LIMIT: usize = 64 * 1024;
+    let app = spawn_app_with(|c| c.server.max_response_bytes = LIMIT).await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    fixtures::tenant(&app, "acme", "acme-be").await;
+    let t = now_s() - 3600;
+    let padding = "x".repeat(1000);
+    let events: Vec<_> = (0..200)
+        .map(|i| {
+            // Many events share a time: pages must not split or repeat ties.
+            let mut e = event(&format!("ev-{i:03}"), "big", "page_view", t - (i % 20));
+            e.properties = Some(to_struct(json!({"url": "/p", "padding": padding})));
+            e
+        })
+        .collect();
+    let reply = ingest(&app)
+        .ingest_events(authed(
+            &app.admin_token,
+            pb::IngestEventsRequest { tenant_id: "acme-fr".into(), events },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.accepted, 200);
+    let outcomes: Vec<_> = (0..5)
+        .map(|i| pb::Outcome {
+            outcome_id: format!("o{i}"),
+            lead_id: "big".into(),
+            kind: pb::OutcomeKind::Won as i32,
+            value: 100.0,
+            currency: "EUR".into(),
+            time: Some(prost_types::Timestamp { seconds: t - (i % 2), nanos: 0 }),
+        })
+        .collect();
+    ingest(&app)
+        .record_outcomes(authed(
+            &app.admin_token,
+            pb::RecordOutcomesRequest { tenant_id: "acme-fr".into(), outcomes },
+        ))
+        .await
+        .unwrap();
+
+    let mut want_events: Vec<(i64, String)> =
+        (0..200).map(|i| (t - (i % 20), format!("ev-{i:03}"))).collect();
+    want_events.sort();
+    let mut want_outcomes: Vec<(i64, String)> =
+        (0..5).map(|i| (t - (i % 2), format!("o{i}"))).collect();
+    want_outcomes.sort();
+    for page_size in [0, 7, 1000] {
+        let pages = export_pages(&app, &app.admin_token, "big", page_size, LIMIT).await;
+        assert!(pages.len() >= 3, "page_size {page_size}: {} pages", pages.len());
+        let events: Vec<(i64, String)> = pages
+            .iter()
+            .flat_map(|p| &p.events)
+            .map(|e| (e.time.unwrap().seconds, e.event_id.clone()))
+            .collect();
+        assert_eq!(events, want_events, "page_size {page_size}: every event once, in order");
+        let outcomes: Vec<(i64, String)> = pages
+            .iter()
+            .flat_map(|p| &p.outcomes)
+            .map(|o| (o.time.unwrap().seconds, o.outcome_id.clone()))
+            .collect();
+        assert_eq!(outcomes, want_outcomes, "page_size {page_size}: every outcome once");
+        let first_outcome = pages.iter().position(|p| !p.outcomes.is_empty()).unwrap();
+        assert!(pages[first_outcome + 1..].iter().all(|p| p.events.is_empty()), "events first");
+    }
+
+    // Another tenant's token learns nothing: NOT_FOUND, exactly as for a lead that does not
+    // exist, with or without a page token.
+    let (other, _) = fixtures::token(&app, "acme", "acme-be", pb::Role::Admin).await;
+    let ask = |token: String, tenant: &'static str, lead: &'static str, page_token: String| {
+        let app = &app;
+        async move {
+            ingest(app)
+                .export_lead(authed(
+                    &token,
+                    pb::ExportLeadRequest {
+                        tenant_id: tenant.into(),
+                        lead_id: lead.into(),
+                        page_size: 0,
+                        page_token,
+                    },
+                ))
+                .await
+                .unwrap_err()
+        }
+    };
+    let second_page =
+        export_pages(&app, &app.admin_token, "big", 10, LIMIT).await[0].next_page_token.clone();
+    let crossed = ask(other.clone(), "acme-fr", "big", String::new()).await;
+    let no_tenant = ask(other.clone(), "nowhere", "big", String::new()).await;
+    assert_eq!(crossed.code(), Code::NotFound);
+    assert_eq!(
+        crossed.message().replace("acme-fr", "?"),
+        no_tenant.message().replace("nowhere", "?")
+    );
+    let crossed = ask(other.clone(), "acme-fr", "big", second_page.clone()).await;
+    assert_eq!(crossed.code(), Code::NotFound);
+    let missing = ask(app.admin_token.clone(), "acme-fr", "nobody", String::new()).await;
+    let missing_paged = ask(app.admin_token.clone(), "acme-fr", "nobody", second_page).await;
+    assert_eq!(missing.code(), Code::NotFound);
+    assert_eq!(missing_paged.message(), missing.message());
+    let bad = ask(app.admin_token.clone(), "acme-fr", "big", "not-a-token".into()).await;
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("page_token"), "{}", bad.message());
     app.stop().await;
 }

@@ -578,6 +578,7 @@ fn cases() -> Vec<Case> {
                             pb::ExportLeadRequest {
                                 tenant_id: t.tenant.clone(),
                                 lead_id: "l1".into(),
+                                ..Default::default()
                             },
                         ))
                         .await)

@@ -674,3 +674,61 @@ async fn erasure_leaves_nothing_of_the_lead_in_the_store_or_the_cache() {
     assert!(score(&app, "dora").await.is_none());
     app.stop().await;
 }
+
+/// Issue 14: EraseLead used to return before the scoring worker dropped the lead's cached
+/// score, which reads served until then; a write-through of a batch committed before the
+/// erasure could also land after the drop. Here the stale entry is put back after EraseLead
+/// returns (as such a late write-through would): it must never be served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_lead_is_not_found_at_once_whatever_the_cache_holds() {
+    let app = setup().await;
+    fixtures::publish(app.channel.clone(), &app.admin_token, T, "default", b2b_spec()).await;
+    send(
+        &app,
+        vec![
+            event("y1", "erin", "form_submit", "/demo", now_s()),
+            event("y2", "frank", "form_submit", "/demo", now_s()),
+        ],
+    )
+    .await;
+    score_where(&app, "erin", "erin's score", |s| s.engagement > 0.0).await;
+    score_where(&app, "frank", "frank's score", |s| s.engagement > 0.0).await;
+    wait_idle(&app).await;
+    let ns = tenant_ns(&app).await;
+    let key = "score:7:default:erin";
+    let stale = app.runtime.cache.get(&ns, key).await.unwrap().expect("erin's score is cached");
+
+    ingest(&app)
+        .erase_lead(authed(
+            &app.admin_token,
+            pb::EraseLeadRequest { tenant_id: T.into(), lead_id: "erin".into() },
+        ))
+        .await
+        .unwrap();
+    // A write-through that lands after the reply (or before the worker's drop).
+    app.runtime.cache.set(&ns, key, &stale, Some(Duration::from_secs(3600))).await.unwrap();
+    assert!(score(&app, "erin").await.is_none(), "GetScore right after EraseLead");
+    let batch = scoring(&app)
+        .batch_get_scores(authed(
+            &app.admin_token,
+            pb::BatchGetScoresRequest {
+                tenant_id: T.into(),
+                lead_ids: vec!["erin".into(), "frank".into()],
+                model_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.missing_lead_ids, ["erin"]);
+    assert_eq!(batch.scores.iter().map(|s| s.lead_id.as_str()).collect::<Vec<_>>(), ["frank"]);
+    // The worker's drop has happened; a late write-through after it changes nothing either.
+    wait_idle(&app).await;
+    app.runtime.cache.set(&ns, key, &stale, Some(Duration::from_secs(3600))).await.unwrap();
+    assert!(score(&app, "erin").await.is_none(), "GetScore after a late write-through");
+    // A lead created again under the same id is scored and served (from the store).
+    send(&app, vec![event("y3", "erin", "webinar_attended", "/w", now_s())]).await;
+    let again = score_where(&app, "erin", "erin's new score", |s| s.engagement > 0.0).await;
+    assert_ne!(again.score.unwrap().total, 0.0);
+    app.stop().await;
+}

@@ -262,6 +262,12 @@ pub struct ScoringSettings {
     /// a share of `batch_size` (0..=100 %): a tenant's backlog never fills a whole batch while
     /// another tenant waits.
     pub tenant_batch_share_percent: u32,
+    /// Most WatchScoreChanges streams open at once for one tenant, per replica: one tenant
+    /// cannot hold every stream slot of a replica.
+    pub max_streams_per_tenant: usize,
+    /// Most WatchScoreChanges streams open at once for one API key (or, for tokens without a
+    /// key, one actor), per replica.
+    pub max_streams_per_key: usize,
 }
 
 impl Default for ScoringSettings {
@@ -275,6 +281,8 @@ impl Default for ScoringSettings {
             horizon_days: 400,
             max_attempts: 5,
             tenant_batch_share_percent: 25,
+            max_streams_per_tenant: 200,
+            max_streams_per_key: 50,
         }
     }
 }
@@ -355,6 +363,9 @@ impl Config {
             || self.scoring.rebalance_interval_ms == 0
         {
             return Err(Error::Invalid("scoring batch size and intervals must be positive".into()));
+        }
+        if self.scoring.max_streams_per_tenant == 0 || self.scoring.max_streams_per_key == 0 {
+            return Err(Error::Invalid("scoring stream limits must be positive".into()));
         }
         if self.ingest.max_batch == 0 || self.ingest.events_per_second == 0 {
             return Err(Error::Invalid("ingest limits must be positive".into()));

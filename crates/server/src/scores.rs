@@ -71,3 +71,18 @@ pub fn score_pb(score: kelvin_engine::Score, version: i64, as_of_ms: i64) -> pb:
         as_of: Some(timestamp(as_of_ms)),
     }
 }
+
+/// The cache key of a lead's erasure mark, in its tenant's namespace. EraseLead sets it before
+/// its transaction; score reads that find it ignore the lead's cached scores and read the store.
+/// It closes the window between EraseLead's reply and the scoring worker dropping the cached
+/// scores, and it masks a write-through or refill that lands after that drop.
+pub fn erased_key(lead_id: &str) -> String {
+    format!("erased:{lead_id}")
+}
+
+/// How long an erasure mark lives: longer than any cached score written before the erasure
+/// committed (a write-through or a refill lands at most one call after the mark), so no such
+/// score can outlive it.
+pub fn erased_ttl(cache_ttl_seconds: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(cache_ttl_seconds.max(1).saturating_mul(2))
+}

@@ -30,8 +30,8 @@ pub use access::{Access, AuditContext, TenantScope};
 pub use dead_letters::DeadLetter;
 pub use error::{Error, Result};
 pub use ingest::{
-    CompanyRow, CompanyUpsert, LeadExport, LeadRow, LeadUpsert, NewEvent, NewOutcome, StoredEvent,
-    Written,
+    CompanyRow, CompanyUpsert, ExportItem, LeadExport, LeadExportPage, LeadRow, LeadUpsert,
+    NewEvent, NewOutcome, StoredEvent, Written,
 };
 pub use kelvin_auth::Principal;
 pub use models::{
@@ -53,6 +53,8 @@ pub use types::{
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Statements run on `db` since it was opened (see [`Store::statements`]).
+    statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Kept to open the scoring worker's dedicated session; never printed (it may hold a
     /// password).
     url: std::sync::Arc<str>,
@@ -92,8 +94,19 @@ impl Store {
         } else {
             options.max_connections(16);
         }
-        let db = Database::connect(options).await?;
-        Ok(Self { db, url: url.into() })
+        let mut db = Database::connect(options).await?;
+        let statements = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = statements.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        Ok(Self { db, statements, url: url.into() })
+    }
+
+    /// How many statements this store's pool has run since it was opened: what a workload
+    /// costs the database (tests check with it that idle change streams cost nothing).
+    pub fn statements(&self) -> u64 {
+        self.statements.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Applies every pending migration.
@@ -136,6 +149,26 @@ impl Store {
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.api_key_is_active", otel.kind = "client"))]
     pub async fn api_key_is_active(&self, id: &str) -> Result<bool> {
         access::api_key_is_active(&self.db, id, types::now_ms()).await
+    }
+
+    /// The change head (number of the latest change, 0 before the first) of each of `tenants`
+    /// that has one. Unscoped: the scoring service's change watcher reads, in one query per
+    /// poll, the heads of the tenants its streams watch; each stream checked its reach first.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.change_heads", otel.kind = "client"))]
+    pub async fn change_heads(
+        &self,
+        tenants: &[String],
+    ) -> Result<std::collections::HashMap<String, i64>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let mut heads = std::collections::HashMap::new();
+        for chunk in tenants.chunks(500) {
+            let rows = entity::change_counter::Entity::find()
+                .filter(entity::change_counter::Column::TenantId.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await?;
+            heads.extend(rows.into_iter().map(|r| (r.tenant_id, r.last)));
+        }
+        Ok(heads)
     }
 
     /// Creates the platform operator's key (organization `*`), audited as a bootstrap event.

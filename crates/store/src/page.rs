@@ -39,6 +39,11 @@ impl Page {
         Ok(Self { size, after })
     }
 
+    /// The opaque token of a page starting after the row keyed `key`.
+    pub(crate) fn token(key: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("k1:{key}"))
+    }
+
     /// How many rows to fetch: one more than the page, to learn whether another page follows.
     pub(crate) fn fetch_limit(&self) -> u64 {
         self.size + 1
@@ -54,7 +59,7 @@ impl Page {
         let more = rows.len() as u64 > self.size;
         rows.truncate(self.size as usize);
         let next = match rows.last() {
-            Some(last) if more => URL_SAFE_NO_PAD.encode(format!("k1:{}", key(last))),
+            Some(last) if more => Self::token(&key(last)),
             _ => String::new(),
         };
         (rows, next)

@@ -4,11 +4,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use kelvin_cache::Namespace;
 use kelvin_proto::convert::{json_struct, timestamp};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_server::IngestService;
-use kelvin_server::{ApiError, CallContext, Runtime, call_context};
-use kelvin_store::{AuditContext, TenantScope, Written};
+use kelvin_server::{ApiError, CallContext, Runtime, call_context, scores};
+use kelvin_store::{
+    AuditContext, ExportItem, NewOutcome, Page, StoredEvent, TenantScope, Written,
+};
+use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::quota::Quotas;
@@ -163,6 +167,28 @@ fn count_events(tenant_id: &str, outcome: &'static str, n: usize) {
         instruments()
             .ingest_events
             .add(n as u64, &[kv("tenant", tenant_id.to_owned()), kv("outcome", outcome)]);
+    }
+}
+
+fn export_event(e: StoredEvent) -> pb::EventInput {
+    pb::EventInput {
+        event_id: e.event_id,
+        r#type: e.kind,
+        time: Some(timestamp(e.time_ms)),
+        properties: Some(json_struct(e.properties)),
+        lead_id: e.lead_id,
+    }
+}
+
+fn export_outcome(o: NewOutcome) -> pb::Outcome {
+    let kind = if o.kind == "won" { pb::OutcomeKind::Won } else { pb::OutcomeKind::Lost };
+    pb::Outcome {
+        outcome_id: o.id,
+        lead_id: o.lead_id,
+        kind: kind as i32,
+        value: o.value,
+        currency: o.currency,
+        time: Some(timestamp(o.time_ms)),
     }
 }
 
@@ -323,6 +349,21 @@ impl IngestService for IngestApi {
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
         admit(&self.runtime, &self.quotas, &scope, 1)?;
+        // The mark goes first: once the erasure commits, no cached score of the lead can be
+        // served, whenever the scoring worker gets to drop them. A failed mark erases nothing.
+        let ttl = scores::erased_ttl(self.runtime.config.scoring.cache_ttl_seconds);
+        self.runtime
+            .cache
+            .set(
+                &Namespace::tenant(scope.tenant_id(), scope.incarnation()),
+                &scores::erased_key(&req.lead_id),
+                b"1",
+                Some(ttl),
+            )
+            .await
+            .map_err(|e| {
+                ApiError::Internal(format!("cannot mark the lead erased in the cache: {e}"))
+            })?;
         let audit =
             AuditContext { request_id: ctx.request_id.clone(), reason: "erasure request".into() };
         let (events_erased, outcomes_erased) =
@@ -342,10 +383,15 @@ impl IngestService for IngestApi {
         if req.lead_id.is_empty() {
             return Err(ApiError::invalid("lead_id", "is required").into());
         }
+        let page = Page::parse(req.page_size, &req.page_token).map_err(ApiError::from)?;
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        let export = access.export_lead(&scope, &req.lead_id).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::ExportLeadResponse {
+        // One more than the page, to learn whether another page follows.
+        let export = access
+            .export_lead_page(&scope, &req.lead_id, page.after.as_deref(), page.size + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let mut reply = pb::ExportLeadResponse {
             lead: Some(pb::LeadRecord {
                 lead_id: export.lead.id.clone(),
                 company_id: export.lead.company_id.clone().unwrap_or_default(),
@@ -358,30 +404,41 @@ impl IngestService for IngestApi {
                 company_id: c.id,
                 attributes: Some(json_struct(c.attributes)),
             }),
-            events: export
-                .events
-                .into_iter()
-                .map(|e| pb::EventInput {
-                    event_id: e.event_id,
-                    r#type: e.kind,
-                    time: Some(timestamp(e.time_ms)),
-                    properties: Some(json_struct(e.properties)),
-                    lead_id: e.lead_id,
-                })
-                .collect(),
-            outcomes: export
-                .outcomes
-                .into_iter()
-                .map(|o| pb::Outcome {
-                    outcome_id: o.id,
-                    lead_id: o.lead_id,
-                    kind: if o.kind == "won" { pb::OutcomeKind::Won } else { pb::OutcomeKind::Lost }
-                        as i32,
-                    value: o.value,
-                    currency: o.currency,
-                    time: Some(timestamp(o.time_ms)),
-                })
-                .collect(),
-        }))
+            ..Default::default()
+        };
+        // Half the response limit: a page stops before the item that would pass it (every
+        // page holds at least one item, which validation keeps far smaller).
+        let budget = self.runtime.config.server.max_response_bytes / 2;
+        let mut size = reply.encoded_len();
+        let mut items = export.items.into_iter().peekable();
+        let mut taken = 0u64;
+        let mut last_token = String::new();
+        while let Some(item) = items.next_if(|_| taken < page.size) {
+            let token = item.page_token();
+            let grew = match item {
+                ExportItem::Event(e) => {
+                    let e = export_event(e);
+                    let len = e.encoded_len();
+                    reply.events.push(e);
+                    len
+                }
+                ExportItem::Outcome(o) => {
+                    let o = export_outcome(o);
+                    let len = o.encoded_len();
+                    reply.outcomes.push(o);
+                    len
+                }
+            };
+            size += prost::length_delimiter_len(grew) + 1 + grew;
+            taken += 1;
+            last_token = token;
+            if size >= budget {
+                break;
+            }
+        }
+        if items.peek().is_some() {
+            reply.next_page_token = last_token;
+        }
+        Ok(Response::new(reply))
     }
 }

@@ -10,21 +10,17 @@ use futures::Stream;
 use kelvin_engine::CompiledModel;
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::scoring_service_server::ScoringService;
-use kelvin_server::scores::{engine_company, engine_event, engine_lead, score_pb};
+use kelvin_server::scores::{engine_company, engine_event, engine_lead, erased_key, score_pb};
 use kelvin_server::{ApiError, Runtime, call_context};
 use kelvin_store::{LeadFilter, Page, StoredScore, TenantScope};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use crate::watch::Verdict;
 use crate::{DEFAULT_MODEL, Hub, convert, score_key};
 
 /// Most leads in one BatchGetScores call.
 const MAX_BATCH: usize = 1000;
-/// How often a change stream with nothing new looks again (changes committed by workers in
-/// other processes; local commits wake it at once).
-const WATCH_POLL: Duration = Duration::from_millis(200);
-/// How often a change stream re-checks that its caller's key is still valid.
-const WATCH_REAUTH: Duration = Duration::from_secs(5);
 /// Changes read per query by a change stream.
 const WATCH_PAGE: u64 = 500;
 
@@ -65,22 +61,36 @@ impl ScoringApi {
         }
     }
 
+    /// The cached scores of `leads` (`None`: read the store) and whether each lead carries an
+    /// erasure mark. The marks come in the same round trip; a marked lead's cached score is
+    /// never served (EraseLead may have returned before the worker dropped it) and the store's
+    /// answer for it is not cached.
     async fn cached(
         &self,
         scope: &TenantScope,
         model: &str,
         leads: &[String],
-    ) -> Vec<Option<pb::LeadScore>> {
-        let keys: Vec<String> = leads.iter().map(|l| score_key(model, l)).collect();
+    ) -> (Vec<Option<pb::LeadScore>>, Vec<bool>) {
+        let mut keys: Vec<String> = leads.iter().map(|l| score_key(model, l)).collect();
+        keys.extend(leads.iter().map(|l| erased_key(l)));
         let ns = kelvin_cache::Namespace::tenant(scope.tenant_id(), scope.incarnation());
         match self.runtime.cache.get_many(&ns, &keys).await {
-            Ok(values) => values
-                .into_iter()
-                .map(|v| v.and_then(|bytes| pb::LeadScore::decode(bytes.as_slice()).ok()))
-                .collect(),
+            Ok(mut values) => {
+                let marks: Vec<bool> =
+                    values.split_off(leads.len()).iter().map(Option::is_some).collect();
+                let hits = values
+                    .into_iter()
+                    .zip(&marks)
+                    .map(|(v, erased)| {
+                        v.filter(|_| !erased)
+                            .and_then(|bytes| pb::LeadScore::decode(bytes.as_slice()).ok())
+                    })
+                    .collect();
+                (hits, marks)
+            }
             Err(error) => {
                 tracing::debug!(%error, "score cache read failed; reading the store");
-                vec![None; leads.len()]
+                (vec![None; leads.len()], vec![false; leads.len()])
             }
         }
     }
@@ -120,12 +130,14 @@ impl ScoringService for ScoringApi {
         let model = model_or_default(&req.model_id);
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        if let Some(Some(hit)) = self.cached(&scope, model, std::slice::from_ref(&lead)).await.pop()
-        {
+        let (mut hits, marks) = self.cached(&scope, model, std::slice::from_ref(&lead)).await;
+        if let Some(Some(hit)) = hits.pop() {
             return Ok(Response::new(pb::GetScoreResponse { score: Some(hit) }));
         }
         let stored = access.lead_score(&scope, model, &lead).await.map_err(ApiError::from)?;
-        self.refill(&scope, std::slice::from_ref(&stored)).await;
+        if !marks.contains(&true) {
+            self.refill(&scope, std::slice::from_ref(&stored)).await;
+        }
         Ok(Response::new(pb::GetScoreResponse { score: Some(convert::lead_score(&stored)) }))
     }
 
@@ -146,7 +158,14 @@ impl ScoringService for ScoringApi {
         let model = model_or_default(&req.model_id);
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        let mut found = self.cached(&scope, model, &req.lead_ids).await;
+        let (mut found, marks) = self.cached(&scope, model, &req.lead_ids).await;
+        let marked: std::collections::HashSet<&str> = req
+            .lead_ids
+            .iter()
+            .zip(&marks)
+            .filter(|(_, erased)| **erased)
+            .map(|(id, _)| id.as_str())
+            .collect();
         let misses: Vec<String> = req
             .lead_ids
             .iter()
@@ -157,7 +176,9 @@ impl ScoringService for ScoringApi {
         if !misses.is_empty() {
             let stored =
                 access.lead_scores(&scope, model, &misses).await.map_err(ApiError::from)?;
-            self.refill(&scope, &stored).await;
+            let unmarked: Vec<StoredScore> =
+                stored.iter().filter(|s| !marked.contains(s.lead_id.as_str())).cloned().collect();
+            self.refill(&scope, &unmarked).await;
             let by_id: std::collections::HashMap<&str, &StoredScore> =
                 stored.iter().map(|s| (s.lead_id.as_str(), s)).collect();
             for (id, slot) in req.lead_ids.iter().zip(found.iter_mut()) {
@@ -305,33 +326,30 @@ impl ScoringService for ScoringApi {
         }
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        let head = access.change_head(&scope).await.map_err(ApiError::from)?;
         let mut cursor = match req.after_cursor {
-            0 => access.change_head(&scope).await.map_err(ApiError::from)?,
+            0 => head,
             -1 => 0,
             c => c,
         };
+        let mut slot = self.hub.watcher.admit(&ctx.principal, scope.tenant_id(), head)?;
         let model = (!req.model_id.is_empty()).then(|| req.model_id.clone());
         let band_only = req.band_changes_only;
         let runtime = self.runtime.clone();
-        let hub = self.hub.clone();
         let principal = ctx.principal;
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_PAGE as usize);
+        // The stream reads the store only when its tenant's head has passed its cursor; in
+        // between it sleeps on the watcher (no timer, no query). The slot goes with the task.
         tokio::spawn(async move {
             let mut stopping = runtime.stopping();
-            let mut last_auth = tokio::time::Instant::now();
             loop {
                 if *stopping.borrow() {
                     return;
                 }
-                if last_auth.elapsed() >= WATCH_REAUTH {
-                    last_auth = tokio::time::Instant::now();
-                    let valid = match principal.api_key_id() {
-                        Some(id) => runtime.store.api_key_is_active(id).await.unwrap_or(true),
-                        None => true,
-                    };
-                    let reach =
-                        runtime.store.access(&principal).tenant_scope(scope.tenant_id()).await;
-                    if !valid || reach.is_err() {
+                let verdict = *slot.verdict.borrow_and_update();
+                match verdict {
+                    Verdict::Valid => {}
+                    Verdict::Revoked => {
                         let _ = tx
                             .send(Err(Status::unauthenticated(
                                 "the API key or tenant is no longer valid",
@@ -339,38 +357,47 @@ impl ScoringService for ScoringApi {
                             .await;
                         return;
                     }
-                }
-                // Register interest before reading, so a commit between the read and the wait
-                // still wakes this stream.
-                let notified = hub.changes.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                let access = runtime.store.access(&principal);
-                let rows = match access
-                    .changes_after(&scope, cursor, model.as_deref(), band_only, WATCH_PAGE)
-                    .await
-                {
-                    Ok(rows) => rows,
-                    Err(error) => {
-                        let _ = tx.send(Err(ApiError::from(error).into())).await;
+                    Verdict::Unknown => {
+                        let _ = tx
+                            .send(Err(Status::unavailable(
+                                "the API key could not be re-checked; resume with after_cursor",
+                            )))
+                            .await;
                         return;
                     }
-                };
-                let full = rows.len() as u64 == WATCH_PAGE;
-                for row in rows {
-                    cursor = row.change_no;
-                    let message =
-                        pb::WatchScoreChangesResponse { change: Some(convert::change(row)) };
-                    if tx.send(Ok(message)).await.is_err() {
-                        return; // the client went away
-                    }
                 }
-                if full {
-                    continue;
+                // Every change up to `head` is committed, so a read after taking it sees them.
+                let head = *slot.head.borrow_and_update();
+                if head > cursor {
+                    let access = runtime.store.access(&principal);
+                    let rows = match access
+                        .changes_after(&scope, cursor, model.as_deref(), band_only, WATCH_PAGE)
+                        .await
+                    {
+                        Ok(rows) => rows,
+                        Err(error) => {
+                            let _ = tx.send(Err(ApiError::from(error).into())).await;
+                            return;
+                        }
+                    };
+                    let full = rows.len() as u64 == WATCH_PAGE;
+                    for row in rows {
+                        cursor = row.change_no;
+                        let message =
+                            pb::WatchScoreChangesResponse { change: Some(convert::change(row)) };
+                        if tx.send(Ok(message)).await.is_err() {
+                            return; // the client went away
+                        }
+                    }
+                    if full {
+                        continue;
+                    }
+                    // Changes up to `head` that the filters left out are behind us too.
+                    cursor = cursor.max(head);
                 }
                 tokio::select! {
-                    _ = &mut notified => {}
-                    _ = tokio::time::sleep(WATCH_POLL) => {}
+                    _ = slot.head.changed() => {}
+                    _ = slot.verdict.changed() => {}
                     _ = stopping.changed() => return,
                     _ = tx.closed() => return,
                 }

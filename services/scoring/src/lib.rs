@@ -13,6 +13,7 @@ mod api;
 mod convert;
 mod dead_letters;
 mod registry;
+mod watch;
 mod worker;
 
 use std::sync::Arc;
@@ -29,16 +30,17 @@ pub const SERVICE_NAME: &str = "kelvin-scoring";
 pub const DEFAULT_MODEL: &str = "default";
 
 /// What the worker and the API of one process share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Hub {
-    /// Woken after every commit that appended changes: local change streams read at once
-    /// instead of waiting for their next poll.
-    pub changes: tokio::sync::Notify,
+    /// The change heads of watched tenants (advanced by local commits at once) and the stream
+    /// limits.
+    pub watcher: Arc<watch::Watcher>,
 }
 
 /// Mounts `ScoringService` and, unless `scoring.worker` is off, starts the scoring worker.
 pub fn mount(runtime: &Arc<Runtime>, mount: &mut Mount) {
-    let hub = Arc::new(Hub::default());
+    let hub = Arc::new(Hub { watcher: Arc::new(watch::Watcher::new(&runtime.config.scoring)) });
+    tokio::spawn(hub.watcher.clone().run(runtime.clone()));
     if runtime.config.scoring.worker {
         worker::spawn(runtime.clone(), hub.clone());
     }

@@ -111,6 +111,8 @@ struct AfterCommit {
     cache_writes: Vec<(Namespace, String, Vec<u8>)>,
     cache_deletes: Vec<(Namespace, String)>,
     changes: usize,
+    /// The highest change number committed per tenant: local streams wake at once.
+    heads: BTreeMap<String, i64>,
     scored: usize,
     /// Queued work the transaction consumed, (tenant, kind, enqueue time): metrics once it
     /// commits.
@@ -407,8 +409,8 @@ impl Worker {
                 tracing::warn!(%error, "cache delete after erasure failed");
             }
         }
-        if after.changes > 0 {
-            self.hub.changes.notify_waiters();
+        for (tenant, head) in &after.heads {
+            self.hub.watcher.advance(tenant, *head);
         }
         tracing::debug!(scored = after.scored, changes = after.changes, "scoring batch committed");
         record_consumed(&after.consumed);
@@ -842,7 +844,10 @@ impl Worker {
         after.scored = rows.len();
         after.changes = changes.len();
         txn.put_scores(rows).await?;
-        txn.append_changes(changes).await?;
+        for c in txn.append_changes(changes).await? {
+            let head = after.heads.entry(c.tenant_id).or_default();
+            *head = (*head).max(c.change_no);
+        }
         let work: Vec<NewWork> = follow_up
             .into_iter()
             .map(|(tenant_id, company)| NewWork {
