@@ -50,6 +50,7 @@ pub struct Config {
     pub tenancy: TenancySettings,
     pub ingest: IngestSettings,
     pub scoring: ScoringSettings,
+    pub limits: LimitsSettings,
 }
 
 impl Default for Config {
@@ -66,6 +67,7 @@ impl Default for Config {
             tenancy: TenancySettings::default(),
             ingest: IngestSettings::default(),
             scoring: ScoringSettings::default(),
+            limits: LimitsSettings::default(),
         }
     }
 }
@@ -267,6 +269,39 @@ impl Default for ScoringSettings {
     }
 }
 
+/// Bounds on the work one call may cause, so that one tenant's expensive call cannot stall or
+/// slow another's (each replica enforces them for the calls it serves).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Largest model or template spec, as compact JSON, in bytes: what a client sends and what
+    /// a template renders to.
+    pub max_spec_bytes: usize,
+    /// Most rules × events one SimulateScore may evaluate (about 100 ns each in the worst
+    /// case: regex rules).
+    pub max_simulation_work: u64,
+    /// Expensive evaluations (simulation, compilation of big specs) running at once in this
+    /// process, on the blocking pool, off the threads that serve calls.
+    pub evaluation_threads: usize,
+    /// Expensive calls one tenant may have running at once; more are refused at once with
+    /// RESOURCE_EXHAUSTED.
+    pub expensive_calls_per_tenant: usize,
+    /// Expensive calls one API key may have running at once.
+    pub expensive_calls_per_api_key: usize,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            max_spec_bytes: 1024 * 1024,
+            max_simulation_work: 2_000_000,
+            evaluation_threads: 4,
+            expensive_calls_per_tenant: 2,
+            expensive_calls_per_api_key: 1,
+        }
+    }
+}
+
 /// Values given on the command line: the last and strongest layer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Overrides {
@@ -349,6 +384,15 @@ impl Config {
         }
         if self.server.max_request_bytes == 0 || self.server.max_response_bytes == 0 {
             return Err(Error::Invalid("server message size limits must be positive".into()));
+        }
+        let l = &self.limits;
+        if l.max_spec_bytes == 0
+            || l.max_simulation_work == 0
+            || l.evaluation_threads == 0
+            || l.expensive_calls_per_tenant == 0
+            || l.expensive_calls_per_api_key == 0
+        {
+            return Err(Error::Invalid("limits must be positive".into()));
         }
         Ok(())
     }

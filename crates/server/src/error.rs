@@ -16,6 +16,10 @@ pub enum ApiError {
     /// A quota (rate, batch size) was exceeded; the message says which and when to retry.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The caller (or its tenant) is at a concurrency limit: RESOURCE_EXHAUSTED with a
+    /// `google.rpc.RetryInfo` detail saying when to try again.
+    #[error("{message}")]
+    Busy { message: String, retry_after: std::time::Duration },
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -61,6 +65,14 @@ impl From<ApiError> for Status {
                 Status::with_error_details(tonic::Code::InvalidArgument, message, details)
             }
             ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
+            ApiError::Busy { message, retry_after } => {
+                use tonic_types::{ErrorDetails, StatusExt};
+                Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    message,
+                    ErrorDetails::with_retry_info(Some(retry_after)),
+                )
+            }
             ApiError::Unauthenticated(m) => Status::unauthenticated(m),
             ApiError::PermissionDenied(m) => Status::permission_denied(m),
             e @ ApiError::Internal(_) => internal(&e),
