@@ -300,9 +300,17 @@ impl ModelApi {
             &values,
             self.limits.max_spec_bytes,
         )
-        .map_err(|violations| ApiError::InvalidDocument {
-            field: "parameters".into(),
-            violations,
+        .map_err(|mut violations| match violations.as_slice() {
+            [(path, message)] if path == "parameters" => ApiError::invalid(path, message),
+            _ => {
+                // Paths under `parameters`, as the request names them.
+                for (path, _) in &mut violations {
+                    if let Some(rest) = path.strip_prefix("parameters.") {
+                        *path = rest.to_owned();
+                    }
+                }
+                ApiError::InvalidDocument { field: "parameters".into(), violations }
+            }
         })?;
         let checked = self.checked(ctx, &target.tenant_id, "spec", rendered).await?;
         let reason = if comment.is_empty() {
