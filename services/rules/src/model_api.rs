@@ -32,7 +32,7 @@ impl ModelApi {
     }
 
     /// Refuses a spec larger than `limits.max_spec_bytes` (as compact JSON), naming `field`.
-    fn check_size(&self, field: &str, json: &serde_json::Value) -> Result<(), ApiError> {
+    fn check_size(&self, field: &str, json: &serde_json::Value) -> Result<usize, ApiError> {
         let (size, max) = (template::json_len(json), self.limits.max_spec_bytes);
         if size > max {
             return Err(ApiError::invalid(
@@ -40,7 +40,7 @@ impl ModelApi {
                 format!("is {size} bytes as JSON, more than the limit of {max}"),
             ));
         }
-        Ok(())
+        Ok(size)
     }
 
     /// [`check_spec`] for `tenant`'s call: inline when the spec is small, else on the bounded
@@ -52,8 +52,7 @@ impl ModelApi {
         field: &'static str,
         json: serde_json::Value,
     ) -> Result<CheckedSpec, ApiError> {
-        self.check_size(field, &json)?;
-        if template::json_len(&json) <= INLINE_SPEC_BYTES {
+        if self.check_size(field, &json)? <= INLINE_SPEC_BYTES {
             check_spec(field, json)
         } else {
             self.heavy.run(ctx, tenant, move || check_spec(field, json)).await
@@ -61,7 +60,8 @@ impl ModelApi {
     }
 }
 
-/// Specs up to this size (as JSON) compile in well under a millisecond: not worth a thread hop.
+/// Specs up to this size (as JSON; the sample models are a few KiB) are compiled inline: their
+/// compilation is short and a trip through the pool would add to it.
 const INLINE_SPEC_BYTES: usize = 64 * 1024;
 
 /// Rules in a spec's JSON (fit, exclusions, engagement, company fit), counted before parsing so
