@@ -476,6 +476,20 @@ mod tests {
     }
 
     #[test]
+    fn limits_come_from_the_environment_and_must_be_positive() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KELVIN_LIMITS__EXPENSIVE_CALLS_PER_TENANT", "5");
+            let config = Config::load(Config::default(), None, &Overrides::default()).unwrap();
+            assert_eq!(config.limits.expensive_calls_per_tenant, 5);
+            assert_eq!(config.limits.max_spec_bytes, LimitsSettings::default().max_spec_bytes);
+            jail.set_env("KELVIN_LIMITS__MAX_SIMULATION_WORK", "0");
+            let err = Config::load(Config::default(), None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("limits"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn missing_config_file_is_an_error() {
         let err = Config::load(
             Config::default(),

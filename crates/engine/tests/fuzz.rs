@@ -3,6 +3,8 @@
 //! either accepted (then it compiles, scores and round-trips) or refused with paths. Bounded
 //! case counts: this runs in CI on every run.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use kelvin_engine::{Company, Event, HOUR_MS, Lead, ModelSpec};
