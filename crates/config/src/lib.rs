@@ -50,6 +50,7 @@ pub struct Config {
     pub tenancy: TenancySettings,
     pub ingest: IngestSettings,
     pub scoring: ScoringSettings,
+    pub limits: LimitsSettings,
 }
 
 impl Default for Config {
@@ -66,6 +67,7 @@ impl Default for Config {
             tenancy: TenancySettings::default(),
             ingest: IngestSettings::default(),
             scoring: ScoringSettings::default(),
+            limits: LimitsSettings::default(),
         }
     }
 }
@@ -287,6 +289,39 @@ impl Default for ScoringSettings {
     }
 }
 
+/// Bounds on the work one call may cause, so that one tenant's expensive call cannot stall or
+/// slow another's (each replica enforces them for the calls it serves).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Largest model or template spec, as compact JSON, in bytes: what a client sends and what
+    /// a template renders to.
+    pub max_spec_bytes: usize,
+    /// Most rules × events one SimulateScore may evaluate (about 130 ns each with regex
+    /// rules, measured in issue 14: the default is about a quarter of a second of CPU).
+    pub max_simulation_work: u64,
+    /// Expensive evaluations (simulation, compilation of big specs) running at once in this
+    /// process, on the blocking pool, off the threads that serve calls.
+    pub evaluation_threads: usize,
+    /// Expensive calls one tenant may have running at once; more are refused at once with
+    /// RESOURCE_EXHAUSTED.
+    pub expensive_calls_per_tenant: usize,
+    /// Expensive calls one API key may have running at once.
+    pub expensive_calls_per_api_key: usize,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            max_spec_bytes: 1024 * 1024,
+            max_simulation_work: 2_000_000,
+            evaluation_threads: 4,
+            expensive_calls_per_tenant: 2,
+            expensive_calls_per_api_key: 1,
+        }
+    }
+}
+
 /// Values given on the command line: the last and strongest layer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Overrides {
@@ -373,6 +408,15 @@ impl Config {
         if self.server.max_request_bytes == 0 || self.server.max_response_bytes == 0 {
             return Err(Error::Invalid("server message size limits must be positive".into()));
         }
+        let l = &self.limits;
+        if l.max_spec_bytes == 0
+            || l.max_simulation_work == 0
+            || l.evaluation_threads == 0
+            || l.expensive_calls_per_tenant == 0
+            || l.expensive_calls_per_api_key == 0
+        {
+            return Err(Error::Invalid("limits must be positive".into()));
+        }
         Ok(())
     }
 
@@ -452,6 +496,20 @@ mod tests {
         config.auth.hs256_secret = Some(Secret::new("short"));
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("auth.hs256_secret"), "{err}");
+    }
+
+    #[test]
+    fn limits_come_from_the_environment_and_must_be_positive() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KELVIN_LIMITS__EXPENSIVE_CALLS_PER_TENANT", "5");
+            let config = Config::load(Config::default(), None, &Overrides::default()).unwrap();
+            assert_eq!(config.limits.expensive_calls_per_tenant, 5);
+            assert_eq!(config.limits.max_spec_bytes, LimitsSettings::default().max_spec_bytes);
+            jail.set_env("KELVIN_LIMITS__MAX_SIMULATION_WORK", "0");
+            let err = Config::load(Config::default(), None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("limits"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -355,7 +355,12 @@ impl ModelSpec {
     /// Reads a model from a JSON value (what a `google.protobuf.Struct` converts to).
     pub fn from_json_value(value: serde_json::Value) -> Result<Self, ParseError> {
         serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
+            // A key that is the empty string prints as an empty path: never leave a refusal
+            // without a path.
+            let path = match e.path().to_string() {
+                p if p.is_empty() => ".".to_owned(),
+                p => p,
+            };
             ParseError { path, message: e.into_inner().to_string() }
         })
     }

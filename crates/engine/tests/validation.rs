@@ -48,6 +48,9 @@ fn unknown_fields_are_rejected_with_their_path() {
     assert_eq!(e.path, "fit[0].when.vlaue");
     let e = parse_error("colour: blue\n");
     assert_eq!(e.path, "colour");
+    // An empty key would print as an empty path (found by tests/fuzz.rs): the root instead.
+    let e = ModelSpec::from_json("{\"\": null}").expect_err("unknown field");
+    assert_eq!(e.path, ".");
 }
 
 #[test]

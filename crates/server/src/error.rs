@@ -16,8 +16,9 @@ pub enum ApiError {
     /// A quota (rate, batch size) was exceeded; the message says which and when to retry.
     #[error("{0}")]
     ResourceExhausted(String),
-    /// A rate or concurrency limit refused the call: RESOURCE_EXHAUSTED with a
-    /// `google.rpc.RetryInfo` detail saying when to try again.
+    /// A rate or concurrency limit (of the caller, its key or its tenant) refused the call:
+    /// RESOURCE_EXHAUSTED at once with a `google.rpc.RetryInfo` detail saying when to try
+    /// again.
     #[error("{message}")]
     Throttled { message: String, retry_after: std::time::Duration },
     #[error("{0}")]

@@ -12,6 +12,7 @@ mod clock;
 mod context;
 mod error;
 mod health;
+mod heavy;
 pub mod scores;
 
 pub use app::{Application, Mount, MountFn};
@@ -22,3 +23,4 @@ pub use cli::{
 pub use clock::Clock;
 pub use context::{CallContext, call_context};
 pub use error::{ApiError, ApiResult};
+pub use heavy::HeavyWork;

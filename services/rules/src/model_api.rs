@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use kelvin_config::LimitsSettings;
 use kelvin_engine::{CompiledModel, ModelSpec};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::model_service_server::ModelService;
-use kelvin_server::{ApiError, CallContext, Runtime, call_context, scores};
+use kelvin_server::{ApiError, CallContext, HeavyWork, Runtime, call_context, scores};
 use kelvin_store::{
     Access, ActivationKind, AuditContext, ModelVersionRecord, Page, ScoringModel, TemplateParam,
     TemplateRecord, TenantScope,
@@ -19,12 +20,58 @@ use crate::template;
 /// The ModelService handlers.
 pub struct ModelApi {
     runtime: Arc<Runtime>,
+    limits: LimitsSettings,
+    /// Simulations and compilations of big specs run there, off the call-serving threads.
+    heavy: Arc<HeavyWork>,
 }
 
 impl ModelApi {
     pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self { runtime }
+        let limits = runtime.config.limits.clone();
+        Self { heavy: HeavyWork::new(&limits), limits, runtime }
     }
+
+    /// Refuses a spec larger than `limits.max_spec_bytes` (as compact JSON), naming `field`.
+    fn check_size(&self, field: &str, json: &serde_json::Value) -> Result<usize, ApiError> {
+        let (size, max) = (template::json_len(json), self.limits.max_spec_bytes);
+        if size > max {
+            return Err(ApiError::invalid(
+                field,
+                format!("is {size} bytes as JSON, more than the limit of {max}"),
+            ));
+        }
+        Ok(size)
+    }
+
+    /// [`check_spec`] for `tenant`'s call: inline when the spec is small, else on the bounded
+    /// pool within the tenant's limits (compiling thousands of regexes takes real CPU).
+    async fn checked(
+        &self,
+        ctx: &CallContext,
+        tenant: &str,
+        field: &'static str,
+        json: serde_json::Value,
+    ) -> Result<CheckedSpec, ApiError> {
+        if self.check_size(field, &json)? <= INLINE_SPEC_BYTES {
+            check_spec(field, json)
+        } else {
+            self.heavy.run(ctx, tenant, move || check_spec(field, json)).await
+        }
+    }
+}
+
+/// Specs up to this size (as JSON; the sample models are a few KiB) are compiled inline: their
+/// compilation is short and a trip through the pool would add to it.
+const INLINE_SPEC_BYTES: usize = 64 * 1024;
+
+/// Rules in a spec's JSON (fit, exclusions, engagement, company fit), counted before parsing so
+/// that an over-budget simulation is refused before any work.
+fn rule_count(spec: &serde_json::Value) -> u64 {
+    let len = |v: &serde_json::Value| v.as_array().map_or(0, Vec::len) as u64;
+    len(&spec["fit"])
+        + len(&spec["exclusions"])
+        + len(&spec["engagement"])
+        + len(&spec["company"]["fit"])
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -247,10 +294,25 @@ impl ModelApi {
             .map(struct_json)
             .and_then(|v| v.as_object().cloned())
             .unwrap_or_default();
-        let rendered = template::render(&template.spec, &template.parameters, &values).map_err(
-            |violations| ApiError::InvalidDocument { field: "parameters".into(), violations },
-        )?;
-        let checked = check_spec("spec", rendered)?;
+        let rendered = template::render(
+            &template.spec,
+            &template.parameters,
+            &values,
+            self.limits.max_spec_bytes,
+        )
+        .map_err(|mut violations| match violations.as_slice() {
+            [(path, message)] if path == "parameters" => ApiError::invalid(path, message),
+            _ => {
+                // Paths under `parameters`, as the request names them.
+                for (path, _) in &mut violations {
+                    if let Some(rest) = path.strip_prefix("parameters.") {
+                        *path = rest.to_owned();
+                    }
+                }
+                ApiError::InvalidDocument { field: "parameters".into(), violations }
+            }
+        })?;
+        let checked = self.checked(ctx, &target.tenant_id, "spec", rendered).await?;
         let reason = if comment.is_empty() {
             format!("template {}", template.id)
         } else {
@@ -340,7 +402,8 @@ impl ModelService for ModelApi {
         let req = request.into_inner();
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        let checked = check_spec("spec", required_spec("spec", req.spec)?)?;
+        let checked =
+            self.checked(&ctx, &req.tenant_id, "spec", required_spec("spec", req.spec)?).await?;
         let version = access
             .create_model_version(
                 &scope,
@@ -402,7 +465,7 @@ impl ModelService for ModelApi {
             .await
             .map_err(ApiError::from)?;
         let json = required_spec("spec", req.spec)?;
-        let errors = match check_spec("spec", json) {
+        let errors = match self.checked(&ctx, &req.tenant_id, "spec", json).await {
             Ok(_) => Vec::new(),
             Err(ApiError::InvalidDocument { violations, .. }) => violations,
             Err(other) => return Err(other.into()),
@@ -493,14 +556,18 @@ impl ModelService for ModelApi {
         let req = request.into_inner();
         let access = self.runtime.store.access(&ctx.principal);
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        let (checked, version) = match req.spec {
-            Some(spec) => (check_spec("spec", struct_json(spec))?, 0),
+        let (spec, version) = match req.spec {
+            Some(spec) => {
+                let json = struct_json(spec);
+                self.check_size("spec", &json)?;
+                (json, 0)
+            }
             None => {
                 let stored = access
                     .get_model_version(&scope, &req.model_id, req.version)
                     .await
                     .map_err(ApiError::from)?;
-                (check_spec("spec", stored.spec)?, stored.version)
+                (stored.spec, stored.version)
             }
         };
         // A lead named by id alone (no attributes, no events given) is the stored lead, with
@@ -526,11 +593,31 @@ impl ModelService for ModelApi {
             }
             None => inline_lead(req.lead, req.company, req.events)?,
         };
+        // Bounded work: refused before any evaluation, whatever the spec or lead.
+        let work = rule_count(&spec).saturating_mul(events.len().max(1) as u64);
+        if work > self.limits.max_simulation_work {
+            return Err(ApiError::invalid(
+                "events",
+                format!(
+                    "{} event(s) × {} rule(s) is more than the {} a simulation may evaluate",
+                    events.len(),
+                    rule_count(&spec),
+                    self.limits.max_simulation_work
+                ),
+            )
+            .into());
+        }
         let as_of = match req.as_of {
             Some(t) => convert::millis("as_of", &t)?,
             None => now_ms(),
         };
-        let score = checked.compiled.score(&lead, company.as_ref(), &events, as_of);
+        let score = self
+            .heavy
+            .run(&ctx, &req.tenant_id, move || {
+                let checked = check_spec("spec", spec)?;
+                Ok(checked.compiled.score(&lead, company.as_ref(), &events, as_of))
+            })
+            .await?;
         Ok(Response::new(pb::SimulateScoreResponse {
             score: Some(scores::score_pb(score, version, as_of)),
         }))
@@ -544,6 +631,7 @@ impl ModelService for ModelApi {
         let req = request.into_inner();
         let t = req.template.ok_or_else(|| ApiError::invalid("template", "is required"))?;
         let spec = required_spec("template.spec", t.spec)?;
+        self.check_size("template.spec", &spec)?;
         let parameters: Vec<TemplateParam> = t
             .parameters
             .into_iter()

@@ -71,12 +71,19 @@ fn placeholders(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// The spec with every placeholder replaced. A string that is exactly one placeholder takes the
+/// The spec with every placeholder replaced, in one pass: a parameter's value is never scanned
+/// for placeholders itself, so values that name other parameters (`${b}`) stay as written
+/// instead of expanding again and again. A string that is exactly one placeholder takes the
 /// value with its JSON type; placeholders inside longer strings are replaced by the value's text.
+///
+/// The rendered spec, as compact JSON, is at most `max_bytes`: rendering stops as soon as it
+/// would pass the limit, naming the parameter whose value did, so a few short values repeated
+/// across a template never allocate more than the limit.
 pub fn render(
     spec: &Value,
     params: &[TemplateParam],
     values: &serde_json::Map<String, Value>,
+    max_bytes: usize,
 ) -> Result<Value, Vec<Violation>> {
     let mut problems = Vec::new();
     for name in values.keys() {
@@ -88,7 +95,7 @@ pub fn render(
     for p in params {
         match values.get(&p.name).or(p.default.as_ref()) {
             Some(v) => {
-                resolved.insert(p.name.clone(), v.clone());
+                resolved.insert(p.name.as_str(), Resolved::new(v));
             }
             None => problems.push((format!("parameters.{}", p.name), "is required".into())),
         }
@@ -96,37 +103,143 @@ pub fn render(
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(substitute(spec, &resolved))
+    let mut renderer = Renderer { values: &resolved, left: max_bytes };
+    renderer.value(spec).map_err(|culprit| {
+        let field = culprit.map_or_else(|| "parameters".to_owned(), |n| format!("parameters.{n}"));
+        vec![(field, format!("the rendered spec would be larger than {max_bytes} bytes"))]
+    })
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// A parameter's value, with what it costs in the output.
+struct Resolved<'a> {
+    value: &'a Value,
+    /// The text spliced into longer strings.
+    text: std::borrow::Cow<'a, str>,
+    /// Bytes of `text` once escaped in a JSON string.
+    text_len: usize,
+    /// Bytes of `value` as compact JSON.
+    json_len: usize,
+}
+
+impl<'a> Resolved<'a> {
+    fn new(value: &'a Value) -> Self {
+        let text = match value {
+            Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+            other => std::borrow::Cow::Owned(other.to_string()),
+        };
+        Self { value, text_len: escaped_len(&text), text, json_len: json_len(value) }
     }
 }
 
-fn substitute(value: &Value, values: &BTreeMap<String, Value>) -> Value {
-    match value {
-        Value::String(s) => {
-            if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}'))
-                && let Some(v) = values.get(name)
-            {
-                return v.clone();
+/// The placeholder-free walk of [`render`]; errors name the parameter that passed the limit
+/// (none: the template's own text did).
+struct Renderer<'a> {
+    values: &'a BTreeMap<&'a str, Resolved<'a>>,
+    left: usize,
+}
+
+impl Renderer<'_> {
+    fn spend(&mut self, bytes: usize, culprit: Option<&str>) -> Result<(), Option<String>> {
+        self.left = self.left.checked_sub(bytes).ok_or_else(|| culprit.map(str::to_owned))?;
+        Ok(())
+    }
+
+    fn value(&mut self, value: &Value) -> Result<Value, Option<String>> {
+        match value {
+            Value::String(s) => self.string(s),
+            Value::Array(items) => {
+                self.spend(2 + items.len().saturating_sub(1), None)?;
+                items.iter().map(|v| self.value(v)).collect::<Result<_, _>>().map(Value::Array)
             }
-            let mut out = s.clone();
-            for (name, v) in values {
-                out = out.replace(&format!("${{{name}}}"), &text(v));
+            Value::Object(map) => {
+                self.spend(2 + map.len().saturating_sub(1), None)?;
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    self.spend(escaped_len(k) + 3, None)?;
+                    out.insert(k.clone(), self.value(v)?);
+                }
+                Ok(Value::Object(out))
             }
-            Value::String(out)
+            other => {
+                self.spend(json_len(other), None)?;
+                Ok(other.clone())
+            }
         }
-        Value::Array(items) => Value::Array(items.iter().map(|v| substitute(v, values)).collect()),
+    }
+
+    fn string(&mut self, s: &str) -> Result<Value, Option<String>> {
+        if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}'))
+            && let Some(v) = self.values.get(name)
+        {
+            self.spend(v.json_len, Some(name))?;
+            return Ok(v.value.clone());
+        }
+        self.spend(2, None)?;
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(start) = rest.find("${") {
+            let after = &rest[start + 2..];
+            let found = after
+                .find('}')
+                .and_then(|end| self.values.get_key_value(&after[..end]).map(|kv| (end, kv)));
+            match found {
+                Some((end, (name, v))) => {
+                    self.spend(escaped_len(&rest[..start]), None)?;
+                    self.spend(v.text_len, Some(name))?;
+                    out.push_str(&rest[..start]);
+                    out.push_str(&v.text);
+                    rest = &after[end + 1..];
+                }
+                None => {
+                    // Not a placeholder: keep `${` and look again just after it.
+                    self.spend(escaped_len(&rest[..start + 2]), None)?;
+                    out.push_str(&rest[..start + 2]);
+                    rest = after;
+                }
+            }
+        }
+        self.spend(escaped_len(rest), None)?;
+        out.push_str(rest);
+        Ok(Value::String(out))
+    }
+}
+
+/// Bytes of `s` inside a JSON string, escaped as serde_json escapes it (quotes excluded).
+pub fn escaped_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Bytes of `value` as compact JSON (`serde_json::to_string`), without building the text.
+pub fn json_len(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(b) => {
+            if *b {
+                4
+            } else {
+                5
+            }
+        }
+        Value::Number(n) => n.to_string().len(),
+        Value::String(s) => escaped_len(s) + 2,
+        Value::Array(items) => {
+            2 + items.len().saturating_sub(1) + items.iter().map(json_len).sum::<usize>()
+        }
         Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), substitute(v, values))).collect())
+            2 + map.len().saturating_sub(1)
+                + map.iter().map(|(k, v)| escaped_len(k) + 3 + json_len(v)).sum::<usize>()
         }
-        other => other.clone(),
     }
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {
@@ -150,14 +263,19 @@ mod tests {
     fn whole_placeholders_keep_their_type_and_inner_ones_become_text() {
         let spec = json!({"min": "${hot}", "value": "${countries}", "label": "hot from ${hot}"});
         let values = json!({"countries": ["FR", "BE"]}).as_object().unwrap().clone();
-        let out = render(&spec, &params(), &values).unwrap();
+        let out = render(&spec, &params(), &values, 1 << 20).unwrap();
         assert_eq!(out, json!({"min": 70, "value": ["FR", "BE"], "label": "hot from 70"}));
     }
 
     #[test]
     fn missing_unknown_and_undeclared_parameters_are_reported_with_paths() {
-        let err = render(&json!({}), &params(), &json!({"nope": 1}).as_object().unwrap().clone())
-            .unwrap_err();
+        let err = render(
+            &json!({}),
+            &params(),
+            &json!({"nope": 1}).as_object().unwrap().clone(),
+            1 << 20,
+        )
+        .unwrap_err();
         assert_eq!(err.len(), 2);
         assert!(err.iter().any(|(p, _)| p == "parameters.nope"));
         assert!(err.iter().any(|(p, m)| p == "parameters.countries" && m == "is required"));
@@ -169,5 +287,54 @@ mod tests {
                 "`${pts}` is not a declared parameter".to_string()
             )]
         );
+    }
+
+    fn chain() -> (Vec<TemplateParam>, serde_json::Map<String, Value>) {
+        // Issue 14, finding 2: each value names the next parameter twice. Expanded again and
+        // again, 24 of them made 64 Mi characters out of a 600-byte request.
+        let names: Vec<String> = (0..24).map(|i| format!("p{i:02}")).collect();
+        let params = names
+            .iter()
+            .map(|n| TemplateParam { name: n.clone(), description: String::new(), default: None })
+            .collect();
+        let values = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let next = names.get(i + 1).map_or("end".to_owned(), |m| format!("${{{m}}}"));
+                (n.clone(), json!(format!("{next}{next}")))
+            })
+            .collect();
+        (params, values)
+    }
+
+    #[test]
+    fn values_naming_parameters_are_not_expanded_again() {
+        let (params, values) = chain();
+        let out = render(&json!({"description": "${p00} and ${p01}"}), &params, &values, 1 << 20)
+            .unwrap();
+        assert_eq!(out, json!({"description": "${p01}${p01} and ${p02}${p02}"}));
+    }
+
+    #[test]
+    fn a_rendering_over_the_limit_is_refused_naming_the_parameter() {
+        let params = params();
+        let values = json!({"countries": "x".repeat(100)}).as_object().unwrap().clone();
+        let spec = json!({"a": "${countries}", "b": ["${countries}", "${hot}"]});
+        let fits = render(&spec, &params, &values, 1 << 20).unwrap();
+        let size = serde_json::to_string(&fits).unwrap().len();
+        assert_eq!(json_len(&fits), size);
+        assert_eq!(render(&spec, &params, &values, size).unwrap(), fits);
+        // `hot` is last and takes 2 bytes: 10 fewer and the second `countries` passes the limit.
+        let err = render(&spec, &params, &values, size - 10).unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert_eq!(err[0].0, "parameters.countries", "{err:?}");
+        assert!(err[0].1.contains("larger than"), "{err:?}");
+    }
+
+    #[test]
+    fn json_len_is_the_length_of_compact_json() {
+        let v = json!({"q\"\\": ["\n\u{1}\u{7f}é", null, true, false, -1.5, 12, {}], "": []});
+        assert_eq!(json_len(&v), serde_json::to_string(&v).unwrap().len());
     }
 }
