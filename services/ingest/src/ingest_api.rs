@@ -9,9 +9,7 @@ use kelvin_proto::convert::{json_struct, timestamp};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_server::IngestService;
 use kelvin_server::{ApiError, CallContext, Runtime, call_context, scores};
-use kelvin_store::{
-    AuditContext, ExportItem, NewOutcome, Page, StoredEvent, TenantScope, Written,
-};
+use kelvin_store::{AuditContext, ExportItem, NewOutcome, Page, StoredEvent, TenantScope, Written};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
