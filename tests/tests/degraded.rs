@@ -260,3 +260,38 @@ async fn server_side_expiry_is_deadline_exceeded() {
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     txn.rollback().await.unwrap();
 }
+
+/// Finding 12: StreamEvents kept acknowledging through the whole shutdown grace period. Once the
+/// server is shutting down the stream ends with UNAVAILABLE (resume elsewhere); what was
+/// acknowledged before is stored.
+#[tokio::test]
+async fn an_event_stream_ends_with_unavailable_at_shutdown() {
+    let mut app = spawn_app_with(|_| {}).await;
+    setup(&app).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let message = |sequence: i64, id: &str| pb::StreamEventsRequest {
+        tenant_id: "acme-fr".into(),
+        sequence,
+        events: vec![pb::EventInput {
+            event_id: id.into(),
+            lead_id: "lead-1".into(),
+            r#type: "page_view".into(),
+            time: Some(prost_types::Timestamp { seconds: now_s() - 5, nanos: 0 }),
+            properties: None,
+        }],
+    };
+    tx.send(message(1, "s1")).await.unwrap();
+    let mut acks = IngestServiceClient::new(app.channel.clone())
+        .stream_events(authed(&app.admin_token, tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = acks.message().await.unwrap().unwrap();
+    assert_eq!(first.accepted, 1);
+    app.signal_stop();
+    wait_status(app.channel.clone(), "", ServingStatus::NotServing).await;
+    let _ = tx.send(message(2, "s2")).await;
+    let status = acks.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("shutting down"), "{}", status.message());
+}

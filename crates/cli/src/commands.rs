@@ -415,15 +415,20 @@ pub async fn run(cli: Cli) -> Result<()> {
                                 events: events.clone(),
                             };
                             match k.ingest().ingest_events(k.req(request)?).await {
-                                // Quotas say when to retry; a batch over the size limit
-                                // would never pass and is not retried.
+                                // Quotas and shedding say when to retry (RetryInfo); a batch
+                                // over the size limit is INVALID_ARGUMENT and is not retried.
                                 Err(s)
-                                    if (s.code() == Code::Unavailable
-                                        || (s.code() == Code::ResourceExhausted
-                                            && s.message().contains("retry")))
-                                        && delay < std::time::Duration::from_secs(30) =>
+                                    if matches!(
+                                        s.code(),
+                                        Code::Unavailable | Code::ResourceExhausted
+                                    ) && delay < std::time::Duration::from_secs(30) =>
                                 {
-                                    tokio::time::sleep(delay).await;
+                                    use tonic_types::StatusExt as _;
+                                    let asked = s
+                                        .get_details_retry_info()
+                                        .and_then(|r| r.retry_delay)
+                                        .unwrap_or(delay);
+                                    tokio::time::sleep(asked.max(delay)).await;
                                     delay *= 2;
                                 }
                                 other => break other?,
