@@ -13,7 +13,10 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 /// The longest quoted value (between backticks) a message keeps, in characters.
 const MAX_QUOTED_CHARS: usize = 64;
 /// The longest field path or description of a `google.rpc.BadRequest` detail, in characters.
-const MAX_DETAIL_CHARS: usize = 256;
+const MAX_DETAIL_CHARS: usize = 128;
+/// The most bytes of field paths and descriptions a `google.rpc.BadRequest` detail lists: with
+/// the message, well within the 16 KiB of headers that clients accept.
+const MAX_DETAILS_BYTES: usize = 4096;
 
 /// An error a handler returns.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +56,60 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
-        let status = status_of(error);
-        if let Cow::Owned(message) = bounded_message(status.message()) {
-            let details = tonic::codegen::Bytes::copy_from_slice(status.details());
-            return Status::with_details(status.code(), message, details);
+        use kelvin_store::Error as S;
+        let bounded = |message: String| bounded_message(&message).into_owned();
+        match error {
+            ApiError::Store(e) => match e {
+                S::NotFound { .. } => Status::not_found(bounded(e.to_string())),
+                S::AlreadyExists { .. } => Status::already_exists(bounded(e.to_string())),
+                S::PermissionDenied(_) => Status::permission_denied(bounded(e.to_string())),
+                S::InvalidArgument { .. } => Status::invalid_argument(bounded(e.to_string())),
+                S::Aborted(_) => Status::aborted(bounded(e.to_string())),
+                S::FailedPrecondition(_) => Status::failed_precondition(bounded(e.to_string())),
+                S::Db(_) | S::Config(_) => internal(&e),
+            },
+            e @ ApiError::InvalidArgument { .. } => {
+                Status::invalid_argument(bounded(e.to_string()))
+            }
+            ApiError::InvalidDocument { ref field, ref violations } => {
+                use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+                let message = format!("{} ({} problem(s) in {field})", error, violations.len());
+                // The details travel in a header too (with the message): as many violations
+                // as fit in `MAX_DETAILS_BYTES`, each cut to `MAX_DETAIL_CHARS`.
+                let mut budget = MAX_DETAILS_BYTES;
+                let listed = violations
+                    .iter()
+                    .map(|(path, description)| {
+                        FieldViolation::new(
+                            elide(&format!("{field}.{path}"), MAX_DETAIL_CHARS),
+                            elide(description, MAX_DETAIL_CHARS),
+                        )
+                    })
+                    .take_while(|v| {
+                        let size = v.field.len() + v.description.len();
+                        budget = budget.checked_sub(size).unwrap_or(0);
+                        budget > 0
+                    })
+                    .collect::<Vec<_>>();
+                Status::with_error_details(
+                    tonic::Code::InvalidArgument,
+                    bounded(message),
+                    ErrorDetails::with_bad_request(listed),
+                )
+            }
+            ApiError::ResourceExhausted(m) => Status::resource_exhausted(bounded(m)),
+            ApiError::Throttled { message, retry_after } => {
+                use tonic_types::{ErrorDetails, StatusExt};
+                Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    bounded(message),
+                    ErrorDetails::with_retry_info(Some(retry_after)),
+                )
+            }
+            ApiError::Unauthenticated(m) => Status::unauthenticated(bounded(m)),
+            ApiError::PermissionDenied(m) => Status::permission_denied(bounded(m)),
+            e @ ApiError::Internal(_) => internal(&e),
         }
-        status
     }
 }
 
@@ -105,50 +156,6 @@ fn truncate_bytes(text: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(format!("{}…", &text[..end]))
 }
 
-fn status_of(error: ApiError) -> Status {
-    use kelvin_store::Error as S;
-    match error {
-        ApiError::Store(e) => match e {
-            S::NotFound { .. } => Status::not_found(e.to_string()),
-            S::AlreadyExists { .. } => Status::already_exists(e.to_string()),
-            S::PermissionDenied(_) => Status::permission_denied(e.to_string()),
-            S::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
-            S::Aborted(_) => Status::aborted(e.to_string()),
-            S::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
-            S::Db(_) | S::Config(_) => internal(&e),
-        },
-        e @ ApiError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
-        ApiError::InvalidDocument { ref field, ref violations } => {
-            use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
-            let message = format!("{} ({} problem(s) in {field})", error, violations.len());
-            let details = ErrorDetails::with_bad_request(
-                violations
-                    .iter()
-                    .map(|(path, description)| {
-                        FieldViolation::new(
-                            elide(&format!("{field}.{path}"), MAX_DETAIL_CHARS),
-                            elide(description, MAX_DETAIL_CHARS),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            );
-            Status::with_error_details(tonic::Code::InvalidArgument, message, details)
-        }
-        ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
-        ApiError::Throttled { message, retry_after } => {
-            use tonic_types::{ErrorDetails, StatusExt};
-            Status::with_error_details(
-                tonic::Code::ResourceExhausted,
-                message,
-                ErrorDetails::with_retry_info(Some(retry_after)),
-            )
-        }
-        ApiError::Unauthenticated(m) => Status::unauthenticated(m),
-        ApiError::PermissionDenied(m) => Status::permission_denied(m),
-        e @ ApiError::Internal(_) => internal(&e),
-    }
-}
-
 fn internal(error: &dyn std::error::Error) -> Status {
     let incident = uuid::Uuid::now_v7();
     tracing::error!(%incident, error = %error, "internal error");
@@ -186,6 +193,8 @@ mod tests {
             violations: vec![(format!("fit.{}", "k".repeat(1 << 20)), "bad".into())],
         });
         assert!(status.message().len() <= MAX_MESSAGE_BYTES);
+        // The details repeat the message: bounded too (a spec key of 15 KB broke the call).
+        assert!(status.details().len() <= 8192, "{}", status.details().len());
         use tonic_types::StatusExt as _;
         let details = status.get_error_details();
         let violation = &details.bad_request().unwrap().field_violations[0];
