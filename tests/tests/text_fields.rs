@@ -322,6 +322,12 @@ fn mb_unicode() -> Vec<u8> {
     "é日🎉".repeat((1 << 20) / 9).into_bytes()
 }
 
+/// Valid text just over what a PostgreSQL index entry holds (2704 bytes), under most size
+/// limits.
+fn over_index_limit() -> Vec<u8> {
+    "é".repeat(1500).into_bytes()
+}
+
 /// One piece of nasty text, as raw bytes.
 fn piece() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
@@ -338,6 +344,7 @@ fn piece() -> impl Strategy<Value = Vec<u8>> {
         1 => Just(b"%_'\"\\;--".to_vec()),
         1 => Just("\u{202e}\u{200b}\u{feff}\u{fffd}".as_bytes().to_vec()),
         1 => Just("ﷺ".repeat(5000).into_bytes()),
+        1 => Just(over_index_limit()),
         1 => Just(mb_ascii()),
         1 => Just(mb_unicode()),
     ]
@@ -540,8 +547,8 @@ async fn nasty_text_in_any_field_of_any_rpc_gets_a_clear_status_and_stalls_no_on
     assert!(refused.len() * 3 < contract.methods.len(), "base requests refused: {refused:#?}");
 
     // Every text field of every RPC (each distinct path once: a spec's many rules are one
-    // shape), once with 1 MB of valid unicode (it passes the check at the door, so it is what
-    // reaches handlers and the database) and once with a NUL.
+    // shape), with 1 MB and with 3 KB of valid unicode (they pass the check at the door, so
+    // they are what reaches handlers and the database) and with a NUL.
     let mut fields = 0;
     for method in &contract.methods {
         let request =
@@ -553,7 +560,7 @@ async fn nasty_text_in_any_field_of_any_rpc_gets_a_clear_status_and_stalls_no_on
             if !seen.insert(path) {
                 continue;
             }
-            for bytes in [mb_unicode(), b"a\0b".to_vec()] {
+            for bytes in [mb_unicode(), over_index_limit(), b"a\0b".to_vec()] {
                 if let Err(e) = fuzz_one(&app, &contract, &serial, method, |_| i, &bytes).await {
                     panic!("{e}");
                 }
