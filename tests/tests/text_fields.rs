@@ -293,20 +293,20 @@ fn text_paths(fields: &[Field], prefix: &str, out: &mut Vec<String>) {
 /// Replaces the `target`-th text field (depth first) with `bytes`; returns whether it did.
 fn replace_text(fields: &mut [Field], target: &mut usize, bytes: &[u8]) -> bool {
     for f in fields {
-        match &mut f.value {
-            Wire::Text(t) => {
-                if *target == 0 {
-                    *t = bytes.to_vec();
-                    return true;
-                }
+        let done = match &mut f.value {
+            Wire::Text(t) if *target == 0 => {
+                *t = bytes.to_vec();
+                true
+            }
+            Wire::Text(_) => {
                 *target -= 1;
+                false
             }
-            Wire::Message(inner) => {
-                if replace_text(inner, target, bytes) {
-                    return true;
-                }
-            }
-            _ => {}
+            Wire::Message(inner) => replace_text(inner, target, bytes),
+            _ => false,
+        };
+        if done {
+            return true;
         }
     }
     false
@@ -467,7 +467,16 @@ fn show(bytes: &[u8]) -> String {
     }
 }
 
-/// Sends `method`'s valid request with its `slot`-th text field replaced by `bytes`.
+/// `method`'s valid request. `Delete*` RPCs name the tenant made to be deleted, so that the
+/// others keep theirs.
+fn base_request(contract: &Contract, serial: &AtomicUsize, method: &Method) -> Vec<Field> {
+    let tenant = if method.path.contains("/Delete") { DOOMED } else { TENANT };
+    let serial = serial.fetch_add(1, Ordering::Relaxed);
+    Builder { contract, serial, tenant }.message(&method.input, 0)
+}
+
+/// Sends `method`'s valid request with its `pick(n)`-th text field (of `n`) replaced by
+/// `bytes`.
 async fn fuzz_one(
     app: &TestApp,
     contract: &Contract,
@@ -476,9 +485,7 @@ async fn fuzz_one(
     pick: impl FnOnce(usize) -> usize,
     bytes: &[u8],
 ) -> Result<(), TestCaseError> {
-    let tenant = if method.path.contains("/Delete") { DOOMED } else { TENANT };
-    let builder = Builder { contract, serial: serial.fetch_add(1, Ordering::Relaxed), tenant };
-    let mut request = builder.message(&method.input, 0);
+    let mut request = base_request(contract, serial, method);
     let mut paths = Vec::new();
     text_paths(&request, "", &mut paths);
     let described = if paths.is_empty() {
@@ -533,10 +540,7 @@ async fn nasty_text_in_any_field_of_any_rpc_gets_a_clear_status_and_stalls_no_on
     // The valid base requests reach their handlers: most are answered OK as they are.
     let mut refused = Vec::new();
     for method in &contract.methods {
-        let tenant = if method.path.contains("/Delete") { DOOMED } else { TENANT };
-        let request =
-            Builder { contract: &contract, serial: serial.fetch_add(1, Ordering::Relaxed), tenant }
-                .message(&method.input, 0);
+        let request = base_request(&contract, &serial, method);
         let code = call(&app, method, encode(&request)).await.unwrap();
         if code != Code::Ok {
             refused.push(format!("{} {code:?}", method.path));
@@ -551,8 +555,7 @@ async fn nasty_text_in_any_field_of_any_rpc_gets_a_clear_status_and_stalls_no_on
     // they are what reaches handlers and the database) and with a NUL.
     let mut fields = 0;
     for method in &contract.methods {
-        let request =
-            Builder { contract: &contract, serial: 0, tenant: TENANT }.message(&method.input, 0);
+        let request = base_request(&contract, &serial, method);
         let mut paths = Vec::new();
         text_paths(&request, "", &mut paths);
         let mut seen = std::collections::HashSet::new();

@@ -87,7 +87,7 @@ impl From<ApiError> for Status {
                     })
                     .take_while(|v| {
                         let size = v.field.len() + v.description.len();
-                        budget = budget.checked_sub(size).unwrap_or(0);
+                        budget = budget.saturating_sub(size);
                         budget > 0
                     })
                     .collect::<Vec<_>>();
