@@ -485,7 +485,9 @@ async fn a_consumer_resuming_from_its_cursor_gets_every_change_exactly_once() {
         head = m.change.unwrap().cursor;
     }
     drop(everything);
-    assert!(head >= 20, "every event changed a score: {head}");
+    // Each round changed every lead's score at least once (the worker may apply several events
+    // of a lead in one transaction, which is one change).
+    assert!(head >= 10, "every lead's score changed in each round: {head}");
     let cursor = seen.last().unwrap().cursor;
     let mut resumed = watch(&app, cursor).await;
     seen.extend(take_changes(&mut resumed, (head - cursor) as usize).await);

@@ -57,6 +57,7 @@ pub(crate) struct CCap {
 pub(crate) struct CWindow {
     pub count: u32,
     pub hours: i64,
+    pub kind: crate::spec::WindowKind,
 }
 
 #[derive(Debug, Clone)]
@@ -313,7 +314,9 @@ impl Compiler {
                     }
                     let hours = self.duration(&w.within, &format!("{path}.window.within"));
                     match hours {
-                        Some(h) if count_ok => Some(Some(CWindow { count: w.count, hours: h })),
+                        Some(h) if count_ok => {
+                            Some(Some(CWindow { count: w.count, hours: h, kind: w.kind }))
+                        }
                         _ => None,
                     }
                 }

@@ -142,8 +142,35 @@ pub struct Cap {
 pub struct WindowSpec {
     /// Minimum number of matching events in one window (>= 2).
     pub count: u32,
-    /// Window length (`"72h"`), whole hours; windows are tumbling and aligned to the Unix epoch.
+    /// Window length (`"72h"`), whole hours.
     pub within: String,
+    /// How windows are drawn (default `sliding`); see `docs/model-format.md`.
+    #[serde(default, skip_serializing_if = "WindowKind::is_sliding")]
+    pub kind: WindowKind,
+}
+
+/// How a frequency window is drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    /// "At least `count` matching events within any `within` hours": an award, dated at the
+    /// event that completes it, each time `count` events not already used by an award fall
+    /// within `within` hours.
+    #[default]
+    Sliding,
+    /// Epoch-aligned blocks of `within` hours, one award per block that holds `count` events
+    /// (the meaning of `window` before sliding windows; kept for stored models).
+    Tumbling,
+    /// "At least `count` matching events in the last `within` hours": one award, dated at
+    /// `as_of`, that holds only while the last `within` hours before `as_of` hold `count`
+    /// events (HubSpot's "in the last X days").
+    Rolling,
+}
+
+impl WindowKind {
+    fn is_sliding(&self) -> bool {
+        *self == Self::Sliding
+    }
 }
 
 /// Kind of time decay.
