@@ -24,6 +24,8 @@ pub enum ContributionKind {
     Weighting,
     /// Adjustment of the total to `combination.total` bounds (`bound:total`).
     TotalBound,
+    /// The points of a matching exclusion (rule id: the exclusion's), after every bound.
+    Exclusion,
     /// A company fit rule matched.
     CompanyFit,
     /// Aggregate of the company's leads (`leads`).
@@ -560,11 +562,26 @@ impl CompiledModel {
             total - combined,
         ));
 
-        let disqualified = self
-            .exclusions
-            .iter()
-            .find(|x| x.cond.eval(&ctx))
-            .map(|x| Disqualification { rule_id: x.id.clone(), reason: x.reason.clone() });
+        // Every matching exclusion disqualifies (the first names the reason) and counts its
+        // points, if it has any, after the bounds: a spreadsheet's −1000 stays −1000.
+        let mut disqualified = None;
+        let mut total = total;
+        for x in self.exclusions.iter().filter(|x| x.cond.eval(&ctx)) {
+            disqualified.get_or_insert_with(|| Disqualification {
+                rule_id: x.id.clone(),
+                reason: x.reason.clone(),
+            });
+            if x.points != 0 {
+                total = total.saturating_add(x.points);
+                contributions.push(Contribution {
+                    rule_id: x.id.clone(),
+                    kind: ContributionKind::Exclusion,
+                    points: Points(x.points),
+                    engagement: None,
+                    events: Vec::new(),
+                });
+            }
+        }
         let picked = self.pick_band(fit, engagement, total);
         let (mut band, mut action, grade) = (
             picked.label.to_owned(),

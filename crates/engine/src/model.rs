@@ -45,6 +45,8 @@ pub(crate) struct CExclusion {
     pub id: String,
     pub reason: String,
     pub cond: Cond,
+    /// Milli-points added to the total when it matches (0: none).
+    pub points: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -255,8 +257,12 @@ impl Compiler {
             if r.reason.trim().is_empty() {
                 self.err(format!("{path}.reason"), "must not be empty");
             }
+            let points = match r.points {
+                Some(p) => self.points(p, &format!("{path}.points"), true)?,
+                None => 0,
+            };
             let cond = self.attr_condition(&r.when, &format!("{path}.when"), false)?;
-            Some(CExclusion { id: r.id.clone(), reason: r.reason.clone(), cond })
+            Some(CExclusion { id: r.id.clone(), reason: r.reason.clone(), cond, points })
         }));
         let engagement = collect(spec.engagement.iter().enumerate().map(|(i, r)| {
             let path = format!("engagement[{i}]");

@@ -96,6 +96,10 @@ pub struct Exclusion {
     pub reason: String,
     /// Condition on `lead.*` / `company.*` fields.
     pub when: Condition,
+    /// Points the exclusion also counts in the total (seed 004's "email does not exist:
+    /// −1000"), after every bound: the lead is disqualified and ranks below the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<f64>,
 }
 
 /// Points per matching event.
