@@ -61,6 +61,9 @@ pub struct Contribution {
     /// path ([`crate::LeadState::score`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
+    /// The weight (rule × group) the rule's points were multiplied by, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<Points>,
 }
 
 /// Why a lead is disqualified.
@@ -304,6 +307,7 @@ fn fit_lines(
                 points: Points(r.points),
                 engagement: None,
                 events: Vec::new(),
+                weight: r.weight.map(Points),
             });
         }
     }
@@ -317,6 +321,7 @@ fn adjustment(id: &str, kind: ContributionKind, delta: i64) -> Option<Contributi
         points: Points(delta),
         engagement: None,
         events: Vec::new(),
+        weight: None,
     })
 }
 
@@ -547,6 +552,7 @@ impl CompiledModel {
                 points: Points(outcome.points),
                 engagement: Some(outcome.detail),
                 events: ids,
+                weight: rule.weight.map(Points),
             });
         }
         let Combined { engagement, plain, combined, total } = self.combine(fit, eng_raw);
@@ -579,6 +585,7 @@ impl CompiledModel {
                     points: Points(x.points),
                     engagement: None,
                     events: Vec::new(),
+                    weight: x.weight.map(Points),
                 });
             }
         }

@@ -45,6 +45,20 @@ pub struct ModelSpec {
     /// Company (account) scoring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company: Option<CompanySpec>,
+    /// Named groups of rules with a weight each (a rule joins one with `group`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub groups: std::collections::BTreeMap<String, RuleGroup>,
+}
+
+/// A group of rules weighted together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleGroup {
+    /// Multiplies the points of every rule of the group.
+    pub weight: f64,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// A condition: exactly one of `all`, `any`, `not`, or a test (`field` + `op` [+ `value`]).
@@ -84,6 +98,12 @@ pub struct FitRule {
     pub when: Condition,
     /// Points, positive or negative, at most 3 decimals.
     pub points: f64,
+    /// Multiplies the rule's points (seed 004's weighted criteria): `2` doubles them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// A group of `groups` whose weight also multiplies the points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// A disqualifier.
@@ -100,6 +120,12 @@ pub struct Exclusion {
     /// −1000"), after every bound: the lead is disqualified and ranks below the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub points: Option<f64>,
+    /// Multiplies the rule's points (seed 004's weighted criteria): `2` doubles them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// A group of `groups` whose weight also multiplies the points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// Points per matching event.
@@ -127,6 +153,12 @@ pub struct EngagementRule {
     /// Award at most once per lead (the earliest award counts).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub once: bool,
+    /// Multiplies the points of each award (a cap bounds the weighted points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// A group of `groups` whose weight also multiplies the points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// At most `points` (in magnitude) from one rule, in total or per period.

@@ -71,9 +71,12 @@ fn engagement_rule(i: usize) -> impl Strategy<Value = EngagementRule> {
         prop::option::of((1i64..60_000, prop::option::of(duration()))),
         prop::option::of((2u32..5, duration(), 0u8..3)),
         prop::option::of(decay()),
-        prop::bool::weighted(0.2),
+        (
+            prop::bool::weighted(0.2),
+            prop::option::of(prop::sample::select(vec![0.5, 1.5, 2.0, 0.333])),
+        ),
     )
-        .prop_map(move |(when, points, cap, window, decay, once)| EngagementRule {
+        .prop_map(move |(when, points, cap, window, decay, (once, weight))| EngagementRule {
             id: format!("e{i}"),
             description: None,
             when,
@@ -87,7 +90,21 @@ fn engagement_rule(i: usize) -> impl Strategy<Value = EngagementRule> {
             }),
             decay,
             once,
+            weight,
+            group: None,
         })
+}
+
+/// A rule's points per award after its weight, as the docs say: milli-points times the weight
+/// in thousandths, rounded half to even to a milli-point.
+fn weighted_points(rule: &EngagementRule) -> f64 {
+    let p = (rule.points * 1000.0).round() as i128;
+    let Some(w) = rule.weight else { return p as f64 / 1000.0 };
+    let w = (w * 1000.0).round() as i128;
+    let n = p * w;
+    let (q, r) = (n.div_euclid(1000), n.rem_euclid(1000));
+    let q = if r > 500 || (r == 500 && q % 2 != 0) { q + 1 } else { q };
+    q as f64 / 1000.0
 }
 
 fn bounds() -> impl Strategy<Value = Option<Bounds>> {
@@ -118,9 +135,12 @@ fn model() -> impl Strategy<Value = CompiledModel> {
                         description: None,
                         when: leaf("lead.tier", "gte", json!(i)),
                         points: *p as f64,
+                        weight: None,
+                        group: None,
                     })
                     .collect(),
                 exclusions: Vec::new(),
+                groups: Default::default(),
                 engagement,
                 combination: kelvin_engine::Combination {
                     fit: fb,
@@ -305,7 +325,7 @@ fn oracle(
     let mut groups: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
     for h in &awards {
         let key = per.map_or(0, |p| h.div_euclid(p));
-        *groups.entry(key).or_default() += rule.points * factor(as_of_hour - h);
+        *groups.entry(key).or_default() += weighted_points(rule) * factor(as_of_hour - h);
     }
     let total = groups
         .values()
@@ -325,6 +345,7 @@ fn single_rule_model() -> impl Strategy<Value = (ModelSpec, EngagementRule)> {
             decay,
             fit: Vec::new(),
             exclusions: Vec::new(),
+            groups: Default::default(),
             engagement: vec![rule.clone()],
             combination: kelvin_engine::Combination::default(),
             bands: Bands::Thresholds(vec![Threshold {
@@ -358,7 +379,7 @@ proptest! {
             Some(c) => {
                 let detail = c.engagement.as_ref().expect("detail");
                 prop_assert_eq!(detail.awards, awards);
-                let raw = (rule.points * 1000.0).round() as i64 * awards as i64;
+                let raw = (weighted_points(&rule) * 1000.0).round() as i64 * awards as i64;
                 prop_assert_eq!(detail.raw.milli(), raw);
                 // Rounding to a milli-point per cap group, and the half-life fraction
                 // quantised to 1/65536 (relative error < 1.1e-5).
