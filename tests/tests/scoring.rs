@@ -851,3 +851,42 @@ async fn band_counts_now_and_as_of_a_past_time() {
     assert!(status.message().contains("model"), "{}", status.message());
     app.stop().await;
 }
+
+/// Issue 15 (seed 001): an engagement rule that tests a lead attribute too. When the attribute
+/// changes, the lead is rescored from all its events: past awards follow the new value.
+#[tokio::test]
+async fn an_attribute_change_rescores_engagement_rules_that_read_it() {
+    let app = setup().await;
+    let spec = json!({
+        "engagement": [
+            { "id": "pricing", "points": 10,
+              "when": { "field": "event.url", "op": "contains", "value": "/pricing" } },
+            { "id": "students_on_job_offers", "points": -10,
+              "when": { "all": [
+                  { "field": "event.url", "op": "contains", "value": "/jobs" },
+                  { "field": "lead.student", "op": "is_true" } ] } }
+        ],
+        "bands": { "thresholds": [ { "label": "warm", "min": 15 }, { "label": "cold" } ] }
+    });
+    fixtures::publish(app.channel.clone(), &app.admin_token, T, "default", spec).await;
+    upsert_lead(&app, "sam", "", json!({ "student": true })).await;
+    let now = now_s();
+    send(
+        &app,
+        vec![
+            event("s1", "sam", "page_view", "/pricing", now - 30),
+            event("s2", "sam", "page_view", "/pricing", now - 20),
+            event("s3", "sam", "page_view", "/jobs/intern", now - 10),
+        ],
+    )
+    .await;
+    score_where(&app, "sam", "a student: 20 - 10", |s| s.total == 10.0).await;
+    // No longer a student: the job offer read earlier no longer costs anything.
+    upsert_lead(&app, "sam", "", json!({ "student": false })).await;
+    let s = score_where(&app, "sam", "rescored: 20", |s| s.total == 20.0).await;
+    assert_eq!(s.score.unwrap().band, "warm");
+    let explained = explain(&app, "sam").await.score.unwrap();
+    assert_eq!(explained.total, 20.0);
+    assert!(explained.contributions.iter().all(|c| c.rule_id != "students_on_job_offers"));
+    app.stop().await;
+}

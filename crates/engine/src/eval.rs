@@ -481,7 +481,11 @@ impl CompiledModel {
         for rule in &self.engagement {
             matched.clear();
             let holds = |c: &crate::condition::Cond, e: &Event| {
-                c.eval(&Ctx { event: Some(e), ..Ctx::default() })
+                c.eval(&Ctx {
+                    event: Some(e),
+                    lead: Some(&lead.attributes),
+                    company: company.map(|c| &c.attributes),
+                })
             };
             match &rule.types {
                 Some(f) => matched.extend(bits.iter().zip(&items).enumerate().filter_map(

@@ -77,6 +77,8 @@ pub(crate) struct CEngagement {
     pub once: bool,
     /// The weight applied to `points` (rule × group), in thousandths.
     pub weight: Option<i64>,
+    /// The condition reads lead or company attributes too.
+    pub reads_attributes: bool,
     /// Set when `cond` can only hold for some event types (see [`CompiledModel::event_types`]).
     pub types: Option<TypeFilter>,
 }
@@ -163,6 +165,12 @@ impl CompiledModel {
     }
 
     /// Number of engagement rules (what [`crate::LeadState`] keeps counts for).
+    /// Whether an engagement condition reads lead or company attributes: a change of those
+    /// must rescore the lead from all its events (past awards follow the current attributes).
+    pub fn engagement_reads_attributes(&self) -> bool {
+        self.engagement.iter().any(|r| r.reads_attributes)
+    }
+
     pub fn engagement_rule_count(&self) -> usize {
         self.engagement.len()
     }
@@ -307,13 +315,11 @@ impl Compiler {
                 &mut reads,
                 &mut self.errors,
             );
+            // `lead.*` / `company.*` may be read beside `event.*` ("a student who reads job
+            // offers"): the lead is then rescored from all its events when they change.
+            let reads_attributes = reads.lead || reads.company;
             if cond.is_some() {
-                if reads.lead || reads.company {
-                    self.err(
-                        format!("{path}.when"),
-                        "an engagement condition reads only `event.*` fields",
-                    );
-                } else if !reads.event {
+                if !reads.event {
                     self.err(
                         format!("{path}.when"),
                         "an engagement condition must read at least one `event.*` field",
@@ -372,6 +378,7 @@ impl Compiler {
                 once: r.once,
                 types: None,
                 weight,
+                reads_attributes,
             })
         }));
         let c = &spec.combination;

@@ -96,9 +96,20 @@ impl LeadState {
 
     /// A state with every event of `events` absorbed, without unused capacity.
     pub fn from_events(model: &CompiledModel, events: &[Event]) -> Self {
+        Self::from_events_of(model, &Lead::default(), None, events)
+    }
+
+    /// [`LeadState::from_events`] for models whose engagement conditions read the lead's or
+    /// its company's attributes too (see [`CompiledModel::engagement_reads_attributes`]).
+    pub fn from_events_of(
+        model: &CompiledModel,
+        lead: &Lead,
+        company: Option<&Company>,
+        events: &[Event],
+    ) -> Self {
         let mut s = LeadState::new();
         for e in events {
-            s.absorb(model, e);
+            s.absorb_of(model, lead, company, e);
         }
         s.shrink_to_fit();
         s
@@ -106,7 +117,23 @@ impl LeadState {
 
     /// Takes one event into account, whatever its time (late events included).
     pub fn absorb(&mut self, model: &CompiledModel, event: &Event) {
-        let ctx = Ctx { event: Some(event), ..Ctx::default() };
+        self.absorb_of(model, &Lead::default(), None, event);
+    }
+
+    /// [`LeadState::absorb`] with the lead's and company's current attributes. When they
+    /// change, a model that reads them rebuilds the state from all the events.
+    pub fn absorb_of(
+        &mut self,
+        model: &CompiledModel,
+        lead: &Lead,
+        company: Option<&Company>,
+        event: &Event,
+    ) {
+        let ctx = Ctx {
+            event: Some(event),
+            lead: Some(&lead.attributes),
+            company: company.map(|c| &c.attributes),
+        };
         let hour = hour_of(event.time_ms);
         for (i, rule) in model.engagement.iter().enumerate() {
             if rule.cond.eval(&ctx) {

@@ -103,6 +103,8 @@ impl Pass {
 struct Touch {
     events: Vec<StoredEvent>,
     cause: Option<ChangeCause>,
+    /// The lead's (or its company's) attributes changed, whatever else the batch holds.
+    attributes: bool,
 }
 
 /// What a scoring transaction leaves to do after its commit.
@@ -507,7 +509,7 @@ impl Worker {
     ) -> kelvin_store::Result<()> {
         let batch = |keys: &[((String, String), Option<ChangeCause>)]| -> BTreeMap<(String, String), Touch> {
             keys.iter()
-                .map(|(k, cause)| (k.clone(), Touch { events: Vec::new(), cause: *cause }))
+                .map(|(k, cause)| (k.clone(), Touch { events: Vec::new(), cause: *cause, attributes: false }))
                 .collect()
         };
         let attempt = async |worker: &Self, keys: &[((String, String), Option<ChangeCause>)]| {
@@ -566,6 +568,7 @@ impl Worker {
                 WorkKind::Lead => {
                     let t = touches.entry((w.tenant_id.clone(), w.subject_id.clone())).or_default();
                     t.cause.get_or_insert(ChangeCause::Attributes);
+                    t.attributes = true;
                 }
                 WorkKind::Company | WorkKind::CompanyAttributes => {
                     companies.insert((
@@ -719,15 +722,21 @@ impl Worker {
                 .map(|s| ((s.lead_id.clone(), s.model_id.clone()), s))
                 .collect();
             // A lead is rebuilt from its stored events when any model has no usable state for
-            // the active version; otherwise the new events are absorbed.
+            // the active version, or when its (or its company's) attributes changed and a model
+            // has engagement conditions that read them; otherwise the new events are absorbed.
+            let reads_attributes = models.iter().any(|m| m.compiled.engagement_reads_attributes());
+            let attributes_changed: HashSet<&String> =
+                touched.iter().filter(|(_, t)| t.attributes).map(|(l, _)| l).collect();
             let rebuild: Vec<String> = ids
                 .iter()
                 .filter(|id| {
-                    models.iter().any(|m| {
-                        stored.get(&((*id).clone(), m.model_id.clone())).is_none_or(|s| {
-                            s.model_version != m.version || LeadState::from_bytes(&s.state).is_err()
+                    (reads_attributes && attributes_changed.contains(id))
+                        || models.iter().any(|m| {
+                            stored.get(&((*id).clone(), m.model_id.clone())).is_none_or(|s| {
+                                s.model_version != m.version
+                                    || LeadState::from_bytes(&s.state).is_err()
+                            })
                         })
-                    })
                 })
                 .cloned()
                 .collect();
@@ -760,18 +769,20 @@ impl Worker {
                     let (mut state, count) = match (&full, old) {
                         (Some(all), _) => {
                             let events: Vec<_> = all.iter().map(engine_event).collect();
-                            (LeadState::from_events(&m.compiled, &events), all.len() as i64)
+                            let s = LeadState::from_events_of(&m.compiled, &lead, company, &events);
+                            (s, all.len() as i64)
                         }
                         (_, Some(o)) => {
                             let mut s = LeadState::from_bytes(&o.state).unwrap_or_default();
                             for e in &touch.events {
-                                s.absorb(&m.compiled, &engine_event(e));
+                                s.absorb_of(&m.compiled, &lead, company, &engine_event(e));
                             }
                             (s, o.event_count + touch.events.len() as i64)
                         }
                         (_, None) => {
                             let events: Vec<_> = touch.events.iter().map(engine_event).collect();
-                            (LeadState::from_events(&m.compiled, &events), events.len() as i64)
+                            let s = LeadState::from_events_of(&m.compiled, &lead, company, &events);
+                            (s, events.len() as i64)
                         }
                     };
                     state.prune(&m.compiled, now);
