@@ -4,6 +4,18 @@ use std::path::PathBuf;
 
 use kelvin_engine::{Bands, ModelSpec};
 
+/// Every file of `examples/models/` (checked against the directory below).
+const EXAMPLES: [&str; 8] = [
+    "b2b-saas.yaml",
+    "b2c-ecommerce.yaml",
+    "bant-grid.yaml",
+    "seed-000-hubspot-score.yaml",
+    "seed-001-synolia-temperatures.yaml",
+    "seed-002-five-criteria.yaml",
+    "seed-003-fit-engagement-weighted.yaml",
+    "seed-004-spreadsheet-grid.yaml",
+];
+
 fn path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/models").join(name)
 }
@@ -15,11 +27,25 @@ fn load(name: &str) -> ModelSpec {
 
 #[test]
 fn every_example_model_is_valid() {
-    for name in ["b2b-saas.yaml", "b2c-ecommerce.yaml", "bant-grid.yaml"] {
+    for name in EXAMPLES {
         let spec = load(name);
         assert_eq!(spec.validate(), Vec::new(), "{name}");
         assert!(spec.compile().is_ok(), "{name}");
     }
+}
+
+#[test]
+fn the_list_names_every_example_model() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/models");
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+        .expect("examples/models readable")
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".json"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = EXAMPLES.iter().map(|s| (*s).to_owned()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
 }
 
 #[test]
@@ -47,7 +73,7 @@ fn bant_grid_is_a_matrix() {
 
 #[test]
 fn yaml_and_json_map_one_to_one() {
-    for name in ["b2b-saas.yaml", "b2c-ecommerce.yaml", "bant-grid.yaml"] {
+    for name in EXAMPLES {
         let spec = load(name);
         let json = spec.to_json_value();
         let text = serde_json::to_string(&json).expect("json text");
