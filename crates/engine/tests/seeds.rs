@@ -34,7 +34,7 @@ fn score(m: &CompiledModel, lead: &Lead, events: &[Event]) -> Score {
     let s = m.score(lead, None, events, AS_OF);
     let sum: i64 = s.contributions.iter().map(|c| c.points.milli()).sum();
     assert_eq!(sum, s.total.milli());
-    let inc = LeadState::from_events(m, events).score(m, lead, None, AS_OF);
+    let inc = LeadState::from_events_of(m, lead, None, events).score(m, lead, None, AS_OF);
     assert_eq!(
         (inc.fit, inc.engagement, inc.total, &inc.band, &inc.action, &inc.grade),
         (s.fit, s.engagement, s.total, &s.band, &s.action, &s.grade)
@@ -266,6 +266,11 @@ fn seed_001_a_student_reading_job_offers_is_devalued() {
     // Total −29: froid.
     assert_eq!(s.total, whole(-29));
     assert_eq!(s.band, "froid");
+    // The same pages read by someone who is not a student cost nothing.
+    let recruiter =
+        Lead::from_pairs([("job_title", json!("Responsable RH")), ("country", json!("FR"))]);
+    let s = score(&m, &recruiter, &events);
+    assert_eq!(line(&s, "job_offers"), None);
 }
 
 #[test]
