@@ -452,3 +452,79 @@ pub mod json {
         kelvin_engine::ModelSpec::from_yaml(&text).unwrap().to_json_value()
     }
 }
+
+/// A TCP proxy on a free loopback port in front of `upstream`, that a test cuts (every
+/// connection closed, new ones refused) and restores: a database or cache going away and
+/// coming back, as the server sees it, without touching the real server other tests share.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let task = {
+            let (up, connections) = (up.clone(), connections.clone());
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let handle = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    connections.lock().unwrap().push(handle);
+                }
+            })
+        };
+        Self { addr, up, connections, task }
+    }
+
+    /// `url` (`scheme://[user@]host:port/...`) with its host and port replaced by the proxy's.
+    pub fn url(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
+        let path = if path.is_empty() { String::new() } else { format!("/{path}") };
+        format!("{scheme}://{user}{}{path}", self.addr)
+    }
+
+    /// The upstream address of `url`.
+    pub fn upstream_of(url: &str) -> std::net::SocketAddr {
+        let rest = url.split_once("://").unwrap().1;
+        let authority = rest.split('/').next().unwrap();
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        host_port.parse().unwrap()
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.connections.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut();
+    }
+}

@@ -263,6 +263,11 @@ async fn every_subcommand_against_a_running_server() {
     assert!(!history.as_array().unwrap().is_empty());
     let rescore = ctl.json(&["scores", "rescore", "--tenant", "client-a"]);
     assert_eq!(rescore["model_id"], "default");
+    // No scoring work failed: no dead letters, and retrying all of them retries none.
+    let dead = ctl.json(&["scores", "dead-letters", "--tenant", "client-a"]);
+    assert_eq!(dead, serde_json::json!([]));
+    let retried = ctl.json(&["scores", "retry", "--tenant", "client-a"]);
+    assert_eq!(retried["retried"], 0);
     let endpoint = format!("http://{}", app.addr);
     let out = ctl.raw(&[
         "--endpoint",

@@ -551,7 +551,11 @@ async fn concurrent_upserts_of_the_same_new_ids_all_succeed_and_merge() {
     let export = ingest(&app)
         .export_lead(authed(
             &app.admin_token,
-            pb::ExportLeadRequest { tenant_id: "acme-fr".into(), lead_id: "new-2".into(), ..Default::default() },
+            pb::ExportLeadRequest {
+                tenant_id: "acme-fr".into(),
+                lead_id: "new-2".into(),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap()

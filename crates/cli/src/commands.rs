@@ -179,6 +179,48 @@ async fn scores_cmd(k: &Kelvin, cmd: ScoreCmd, format: Format) -> Result<()> {
             let rows: Vec<Value> = reply.changes.into_iter().map(res::score_change).collect();
             output::print(format, &Value::Array(rows), SCORE_CHANGE_COLUMNS)
         }
+        ScoreCmd::DeadLetters { tenant } => {
+            let mut rows = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let reply = k
+                    .scoring()
+                    .list_dead_letters(k.req(pb::ListDeadLettersRequest {
+                        tenant_id: tenant.clone(),
+                        page_size: 1000,
+                        page_token,
+                    })?)
+                    .await?
+                    .into_inner();
+                rows.extend(reply.dead_letters.into_iter().map(res::dead_letter));
+                if reply.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = reply.next_page_token;
+            }
+            output::print(
+                format,
+                &Value::Array(rows),
+                &[
+                    ("ID", "dead_letter_id"),
+                    ("KIND", "kind"),
+                    ("SUBJECT", "subject_id"),
+                    ("ATTEMPTS", "attempts"),
+                    ("DEAD SINCE", "dead_time"),
+                    ("ERROR", "error"),
+                ],
+            )
+        }
+        ScoreCmd::Retry { tenant, ids } => {
+            let reply = k
+                .scoring()
+                .retry_dead_letters(
+                    k.req(pb::RetryDeadLettersRequest { tenant_id: tenant, dead_letter_ids: ids })?,
+                )
+                .await?
+                .into_inner();
+            output::print(format, &json!({ "retried": reply.retried }), &[("RETRIED", "retried")])
+        }
         ScoreCmd::Rescore { tenant, model } => {
             let reply = k
                 .scoring()
@@ -415,15 +457,20 @@ pub async fn run(cli: Cli) -> Result<()> {
                                 events: events.clone(),
                             };
                             match k.ingest().ingest_events(k.req(request)?).await {
-                                // Quotas say when to retry; a batch over the size limit
-                                // would never pass and is not retried.
+                                // Quotas and shedding say when to retry (RetryInfo); a batch
+                                // over the size limit is INVALID_ARGUMENT and is not retried.
                                 Err(s)
-                                    if (s.code() == Code::Unavailable
-                                        || (s.code() == Code::ResourceExhausted
-                                            && s.message().contains("retry")))
-                                        && delay < std::time::Duration::from_secs(30) =>
+                                    if matches!(
+                                        s.code(),
+                                        Code::Unavailable | Code::ResourceExhausted
+                                    ) && delay < std::time::Duration::from_secs(30) =>
                                 {
-                                    tokio::time::sleep(delay).await;
+                                    use tonic_types::StatusExt as _;
+                                    let asked = s
+                                        .get_details_retry_info()
+                                        .and_then(|r| r.retry_delay)
+                                        .unwrap_or(delay);
+                                    tokio::time::sleep(asked.max(delay)).await;
                                     delay *= 2;
                                 }
                                 other => break other?,

@@ -314,6 +314,18 @@ pub enum ScoreCmd {
         #[arg(long, default_value = "")]
         model: String,
     },
+    /// Scoring work that failed too often (dead letters), with the last error.
+    #[command(alias = "failures")]
+    DeadLetters {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Put dead letters back in the scoring queue once their cause is fixed (all without ids).
+    Retry {
+        #[arg(long)]
+        tenant: String,
+        ids: Vec<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

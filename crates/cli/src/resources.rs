@@ -125,6 +125,14 @@ pub fn score_change(c: pb::ScoreChange) -> Value {
     })
 }
 
+pub fn dead_letter(d: pb::DeadLetter) -> Value {
+    json!({
+        "dead_letter_id": d.dead_letter_id, "kind": d.kind, "subject_id": d.subject_id,
+        "attempts": d.attempts, "error": d.error, "enqueue_time": time(d.enqueue_time),
+        "dead_time": time(d.dead_time),
+    })
+}
+
 pub fn rescore_status(s: pb::GetRescoreStatusResponse) -> Value {
     json!({
         "model_id": s.model_id, "model_version": s.model_version,

@@ -162,8 +162,16 @@ pub struct ServerSettings {
     pub shutdown_grace_seconds: u64,
     /// Interval of the store/cache health probe.
     pub health_check_interval_ms: u64,
-    /// Per-call deadline applied when the client sets none.
+    /// Per-call deadline applied when the client sets none (or a longer one); a call past
+    /// it is answered DEADLINE_EXCEEDED.
     pub request_timeout_seconds: u64,
+    /// Most unary calls in flight in this process; beyond, a call is shed at once with
+    /// UNAVAILABLE and `google.rpc.RetryInfo` instead of queueing until its deadline.
+    pub max_concurrent_calls: usize,
+    /// Most unary calls in flight for one API key (or one token subject): one caller's flood
+    /// takes at most this share of `max_concurrent_calls`; beyond, RESOURCE_EXHAUSTED with
+    /// RetryInfo.
+    pub max_concurrent_calls_per_key: usize,
 }
 
 impl Default for ServerSettings {
@@ -174,6 +182,8 @@ impl Default for ServerSettings {
             shutdown_grace_seconds: 25,
             health_check_interval_ms: 2_000,
             request_timeout_seconds: 60,
+            max_concurrent_calls: 512,
+            max_concurrent_calls_per_key: 64,
         }
     }
 }
@@ -392,6 +402,12 @@ impl Config {
             && ext.jwks_url.is_none()
         {
             return Err(Error::Invalid("auth.external needs jwks_file or jwks_url".into()));
+        }
+        if self.server.max_concurrent_calls == 0 || self.server.max_concurrent_calls_per_key == 0 {
+            return Err(Error::Invalid(
+                "server.max_concurrent_calls and server.max_concurrent_calls_per_key must be positive"
+                    .into(),
+            ));
         }
         if self.scoring.batch_size == 0
             || self.scoring.poll_interval_ms == 0

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use kelvin_config::ServerSettings;
@@ -12,6 +13,7 @@ use tonic::service::RoutesBuilder;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::admission::Admission;
 use crate::call::{CallLayer, Gate};
 use crate::{Runtime, StartError, health};
 
@@ -99,13 +101,15 @@ impl Application {
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let initial = health::probe(&runtime.store, runtime.cache.as_ref()).await;
-        health::set_all(&reporter, &names, initial).await;
+        let store_down = Arc::new(AtomicBool::new(!initial.store));
+        health::set_all(&reporter, &names, initial.status()).await;
         let watcher = tokio::spawn(health::watch(
             reporter.clone(),
             names.clone(),
             runtime.store.clone(),
             runtime.cache.clone(),
             Duration::from_millis(limits.health_check_interval_ms.max(100)),
+            store_down.clone(),
             initial,
         ));
 
@@ -126,9 +130,16 @@ impl Application {
         routes.add_service(reflection_v1);
         routes.add_service(reflection_v1alpha);
 
+        let max_deadline = Duration::from_secs(limits.request_timeout_seconds.max(1));
         let layer = CallLayer::new(Gate {
             verifier: runtime.verifier.clone(),
             store: runtime.store.clone(),
+            admission: Admission::new(
+                limits.max_concurrent_calls,
+                limits.max_concurrent_calls_per_key,
+            ),
+            store_down,
+            max_deadline,
         });
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal = {
@@ -152,7 +163,8 @@ impl Application {
             "serving"
         );
         let server = tonic::transport::Server::builder()
-            .timeout(Duration::from_secs(limits.request_timeout_seconds.max(1)))
+            // The call layer answers expiry (DEADLINE_EXCEEDED) first; this is a backstop.
+            .timeout(max_deadline + Duration::from_secs(1))
             .layer(layer)
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(

@@ -1,8 +1,9 @@
 //! The tower layer every call goes through: request id, span, authentication and permission.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
@@ -12,6 +13,8 @@ use tonic::Status;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use crate::admission::{Admission, grpc_timeout, with_retry};
+
 /// Metadata key of the request id (taken from the caller when valid, generated otherwise).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -19,6 +22,19 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub(crate) struct Gate {
     pub(crate) verifier: Arc<Verifier>,
     pub(crate) store: Store,
+    /// Load shedding and per-caller shares (see `admission`).
+    pub(crate) admission: Admission,
+    /// Set by the health watcher while the store does not answer: calls fail fast instead of
+    /// each waiting for a connection that will not come.
+    pub(crate) store_down: Arc<AtomicBool>,
+    /// The deadline of a call whose client set none (or a longer one).
+    pub(crate) max_deadline: Duration,
+}
+
+/// Server-side expiry is answered a little before the transport's own timer (which would say
+/// CANCELLED) fires at the same deadline: a tenth of it, between 5 and 50 ms.
+fn deadline_margin(deadline: Duration) -> Duration {
+    (deadline / 10).clamp(Duration::from_millis(5), Duration::from_millis(50))
 }
 
 #[derive(Clone)]
@@ -104,11 +120,22 @@ where
                 let mut response = if public {
                     inner.call(request).await?
                 } else {
-                    match gate.admit(&path, request.headers()).await {
-                        Ok(principal) => {
+                    let deadline = grpc_timeout(request.headers())
+                        .map_or(gate.max_deadline, |d| d.min(gate.max_deadline));
+                    let deadline = deadline.saturating_sub(deadline_margin(deadline));
+                    match gate.enter(&path, request.headers()).await {
+                        Ok((principal, slot, share)) => {
                             tracing::Span::current().record("actor", principal.actor());
                             request.extensions_mut().insert(principal);
-                            inner.call(request).await?
+                            let answer = tokio::time::timeout(deadline, inner.call(request)).await;
+                            drop((slot, share));
+                            match answer {
+                                Ok(response) => response?,
+                                Err(_) => Status::deadline_exceeded(
+                                    "the call did not finish within its deadline",
+                                )
+                                .into_http(),
+                            }
                         }
                         Err(status) => status.into_http(),
                     }
@@ -145,6 +172,33 @@ where
 }
 
 impl Gate {
+    /// Lets a call in, or refuses it at once: the store is known to be down (UNAVAILABLE), the
+    /// process is at capacity (UNAVAILABLE), the token fails, or its caller already holds its
+    /// share of the slots (RESOURCE_EXHAUSTED). The slot and share are held until the handler
+    /// answers.
+    async fn enter(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<(kelvin_auth::Principal, crate::admission::Slot, crate::admission::Share), Status>
+    {
+        if self.store_down.load(Ordering::Relaxed) {
+            return Err(with_retry(
+                tonic::Code::Unavailable,
+                "the store is unavailable; retry shortly",
+                Duration::from_secs(1),
+            ));
+        }
+        let slot = self.admission.slot()?;
+        let principal = self.admit(path, headers).await?;
+        let caller = match principal.api_key_id() {
+            Some(key) => format!("key:{key}"),
+            None => format!("actor:{}", principal.actor()),
+        };
+        let share = self.admission.share(&caller)?;
+        Ok((principal, slot, share))
+    }
+
     /// Authenticates the bearer token and checks the permission table.
     async fn admit(
         &self,

@@ -49,6 +49,12 @@ impl From<ApiError> for Status {
                 S::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
                 S::Aborted(_) => Status::aborted(e.to_string()),
                 S::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
+                // The database is unreachable or busy: the caller may retry (logged, with no
+                // detail sent).
+                S::Db(_) if e.is_transient() => {
+                    tracing::warn!(error = %e, "store unavailable");
+                    Status::unavailable("the store is unavailable; retry shortly")
+                }
                 S::Db(_) | S::Config(_) => internal(&e),
             },
             e @ ApiError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),

@@ -180,7 +180,9 @@ mod tests {
         tokio::task::spawn_blocking(move || started_rx.recv().unwrap()).await.unwrap();
         // Same tenant, other key: the tenant's limit.
         let err = heavy.run_as("a", "key:2".into(), || Ok(())).await.unwrap_err();
-        assert!(matches!(&err, ApiError::Throttled { message, .. } if message.contains("tenant a")));
+        assert!(
+            matches!(&err, ApiError::Throttled { message, .. } if message.contains("tenant a"))
+        );
         // Other tenant, same key: the caller's limit.
         let err = heavy.run_as("b", "key:1".into(), || Ok(())).await.unwrap_err();
         assert!(matches!(&err, ApiError::Throttled { message, .. } if message.contains("caller")));

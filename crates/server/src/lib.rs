@@ -4,6 +4,7 @@
 //!
 //! The three services differ only in what they [`Mount`].
 
+mod admission;
 mod app;
 mod bootstrap;
 mod call;

@@ -73,8 +73,10 @@ impl Store {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10));
+            .connect_timeout(Duration::from_secs(5))
+            // Bounded: with the store down, a call fails in seconds (and at once once the
+            // health probe has seen it), never after a long wait.
+            .acquire_timeout(Duration::from_secs(5));
         if let Some(path) = url.strip_prefix("sqlite://") {
             let file = path.split('?').next().unwrap_or_default();
             if let Some(parent) = Path::new(file).parent()

@@ -51,6 +51,9 @@ pub struct Instruments {
     /// and the work stays queued; `dead_letter`: moved out of the queue; `skipped`: a time
     /// re-evaluation or rescore of one lead failed and was set aside).
     pub scoring_failures: Counter<u64>,
+    /// `kelvin.dependency.up` by `dependency` (`store`, `cache`): 1 when the last health probe
+    /// got an answer. A cache at 0 is a degraded service (reads go to the store), not an outage.
+    pub dependency_up: Gauge<u64>,
 }
 
 /// The process's instruments, bound to the meter provider installed by [`crate::init`] (a
@@ -100,6 +103,10 @@ pub fn instruments() -> &'static Instruments {
             scoring_failures: meter
                 .u64_counter("kelvin.scoring.failures")
                 .with_description("Scoring work that failed, by tenant and outcome")
+                .build(),
+            dependency_up: meter
+                .u64_gauge("kelvin.dependency.up")
+                .with_description("1 when the store or the cache answered the last health probe")
                 .build(),
         }
     })

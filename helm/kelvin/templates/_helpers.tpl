@@ -121,6 +121,8 @@ KELVIN_TELEMETRY__METRICS_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.metrics.po
 {{- end }}
 KELVIN_SERVER__SHUTDOWN_GRACE_SECONDS: {{ $c.shutdownGraceSeconds | int | toString | quote }}
 KELVIN_SERVER__MAX_REQUEST_BYTES: {{ $c.maxRequestBytes | int64 | toString | quote }}
+KELVIN_SERVER__MAX_CONCURRENT_CALLS: {{ $c.maxConcurrentCalls | int | toString | quote }}
+KELVIN_SERVER__MAX_CONCURRENT_CALLS_PER_KEY: {{ $c.maxConcurrentCallsPerKey | int | toString | quote }}
 KELVIN_CACHE__KEY_PREFIX: {{ $c.cacheKeyPrefix | quote }}
 KELVIN_AUTH__ISSUER: {{ $c.auth.issuer | quote }}
 KELVIN_AUTH__AUDIENCE: {{ $c.auth.audience | quote }}

@@ -9,9 +9,7 @@ use kelvin_proto::convert::{json_struct, timestamp};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_server::IngestService;
 use kelvin_server::{ApiError, CallContext, Runtime, call_context, scores};
-use kelvin_store::{
-    AuditContext, ExportItem, NewOutcome, Page, StoredEvent, TenantScope, Written,
-};
+use kelvin_store::{AuditContext, ExportItem, NewOutcome, Page, StoredEvent, TenantScope, Written};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -87,13 +85,16 @@ where
     Ok(results.into_iter().flatten().collect())
 }
 
-/// A batch over the configured size: RESOURCE_EXHAUSTED naming the field.
+/// A batch over the configured size: INVALID_ARGUMENT naming the field, like every limit on
+/// the size of one request (retrying the same call cannot help); RESOURCE_EXHAUSTED is kept
+/// for rates and concurrency, which a retry later can pass.
 fn check_batch(runtime: &Runtime, field: &str, len: usize) -> Result<(), ApiError> {
     let max = runtime.config.ingest.max_batch;
     if len > max {
-        return Err(ApiError::ResourceExhausted(format!(
-            "{field}: {len} items in one call, over the limit of {max}"
-        )));
+        return Err(ApiError::invalid(
+            field,
+            format!("{len} items in one call, over the limit of {max}"),
+        ));
     }
     Ok(())
 }
@@ -192,6 +193,13 @@ fn export_outcome(o: NewOutcome) -> pb::Outcome {
     }
 }
 
+/// Resolves once the server starts shutting down (never, if the runtime is gone).
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    if stopping.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 type EventAcks = Pin<Box<dyn Stream<Item = Result<pb::StreamEventsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -279,8 +287,25 @@ impl IngestService for IngestApi {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         // The stream's call span ends when this handler returns: its trace goes with the task.
         let trace = kelvin_telemetry::current_traceparent();
+        let mut stopping = runtime.stopping();
         tokio::spawn(async move {
-            while let Some(message) = inbound.next().await {
+            loop {
+                // Once the server is shutting down, no new message is acknowledged: the client
+                // is told to resume on another replica instead of being cut off at the end of
+                // the grace period with messages it cannot know the fate of.
+                let message = tokio::select! {
+                    biased;
+                    () = stopped(&mut stopping) => {
+                        let _ = tx
+                            .send(Err(Status::unavailable(
+                                "the server is shutting down; resume the stream on another replica",
+                            )))
+                            .await;
+                        break;
+                    }
+                    message = inbound.next() => message,
+                };
+                let Some(message) = message else { break };
                 let reply = match message {
                     Ok(batch) => {
                         let sequence = batch.sequence;

@@ -17,6 +17,9 @@ use kelvin_auth::Principal;
 use kelvin_server::{ApiError, Runtime};
 use tokio::sync::watch;
 
+/// When a stream refused for a limit is asked to try again (a slot frees when a stream ends).
+const STREAM_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How often the watcher reads the heads of watched tenants (changes committed by workers in
 /// other processes; local commits advance them at once).
 pub(crate) const WATCH_POLL: Duration = Duration::from_millis(200);
@@ -108,19 +111,25 @@ impl Watcher {
         let mut state = self.state();
         let open = state.tenants.get(tenant).map_or(0, |t| t.streams);
         if open >= self.max_per_tenant {
-            return Err(ApiError::ResourceExhausted(format!(
-                "tenant `{tenant}` has {open} open score change streams on this replica, the \
-                 limit (scoring.max_streams_per_tenant is {})",
-                self.max_per_tenant
-            )));
+            return Err(ApiError::Throttled {
+                message: format!(
+                    "tenant `{tenant}` has {open} open score change streams on this replica, the \
+                     limit (scoring.max_streams_per_tenant is {})",
+                    self.max_per_tenant
+                ),
+                retry_after: STREAM_RETRY,
+            });
         }
         let open = state.keys.get(&key).copied().unwrap_or(0);
         if open >= self.max_per_key {
-            return Err(ApiError::ResourceExhausted(format!(
-                "this API key has {open} open score change streams on this replica, the limit \
-                 (scoring.max_streams_per_key is {})",
-                self.max_per_key
-            )));
+            return Err(ApiError::Throttled {
+                message: format!(
+                    "this API key has {open} open score change streams on this replica, the limit \
+                     (scoring.max_streams_per_key is {})",
+                    self.max_per_key
+                ),
+                retry_after: STREAM_RETRY,
+            });
         }
         let entry = state
             .tenants
