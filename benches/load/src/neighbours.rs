@@ -54,6 +54,9 @@ struct Sizes {
     stream_keys: usize,
     streams_per_key: usize,
     streams_one_key: usize,
+    /// Pause for the processes to settle between phases, and before the RSS after the flood.
+    settle_secs: f64,
+    rss_wait_secs: f64,
 }
 
 const FULL: Sizes = Sizes {
@@ -68,11 +71,13 @@ const FULL: Sizes = Sizes {
     stream_keys: 4,
     streams_per_key: 50,
     streams_one_key: 1_000,
+    settle_secs: 1.0,
+    rss_wait_secs: 3.0,
 };
 
 const SMOKE: Sizes = Sizes {
     secs: 0.5,
-    sim_rules: 20,
+    sim_rules: 40,
     sim_events: 100,
     capacity_secs: 0.3,
     flood_secs: 0.5,
@@ -82,6 +87,8 @@ const SMOKE: Sizes = Sizes {
     stream_keys: 2,
     streams_per_key: 5,
     streams_one_key: 60,
+    settle_secs: 0.2,
+    rss_wait_secs: 0.3,
 };
 
 /// Noisy SimulateScore callers (finding 3): two keys of the noisy tenant, two callers each.
@@ -173,9 +180,10 @@ async fn finding3(
         );
         async move { client.simulate_score(request).await.map(drop) }
     };
-    paced(QUIET_RATE, 1.0, quiet_call).await?; // warm-up
+    paced(QUIET_RATE, size.secs.min(1.0), quiet_call).await?; // warm-up
     let mut alone = paced(QUIET_RATE, size.secs, quiet_call).await?;
-    let heavy = std::sync::Arc::new(heavy_simulation(size.sim_rules, size.sim_events)?);
+    let (heavy, regexes) = heavy_simulation(size.sim_rules, size.sim_events)?;
+    let heavy = std::sync::Arc::new(heavy);
     let stop = Instant::now() + Duration::from_secs_f64(size.secs + 0.5);
     let noise = {
         let (rules, noisy, heavy) = (rules.clone(), noisy.clone(), heavy.clone());
@@ -199,7 +207,7 @@ async fn finding3(
         &mut alone,
         &mut beside,
         &format!(
-            "{SIM_TASKS} callers on 2 keys, {} regex rules × {} events ({work} rule-events) each: {}",
+            "{SIM_TASKS} callers on 2 keys, {} rules ({regexes} regex) × {} events ({work} rule-events) each: {}",
             size.sim_rules,
             size.sim_events,
             noise.outcome_text()
@@ -252,6 +260,7 @@ async fn finding5(
         .await?
     };
     let capacity_rate = capacity.ok() as f64 / size.capacity_secs;
+    settle(size).await;
     let quiet_call = |i| read(scoring, quiet, QUIET, i);
     let mut alone = paced(QUIET_READS, size.secs, quiet_call).await?;
     let (rss_before, _) = rss(pid)?;
@@ -267,7 +276,7 @@ async fn finding5(
     let mut beside = paced(QUIET_READS, size.flood_secs, quiet_call).await?;
     let mut flood = flood.await??;
     let (rss_end, _) = rss(pid)?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs_f64(size.rss_wait_secs)).await;
     let (rss_after, rss_peak) = rss(pid)?;
     require_some(&alone, "finding 5, quiet tenant alone")?;
     let goodput = |c: &Calls| c.ok() as f64 / c.total().max(1) as f64;
@@ -283,7 +292,7 @@ async fn finding5(
         ),
     );
     let note = format!(
-        "Finding 5: quiet goodput {:.0} % alone, {:.0} % beside the flood; noisy goodput {:.0} % ({:.0} ok calls/s). `kelvin-scoring` RSS {:.1} MiB before the flood, {:.1} MiB as it ended, {:.1} MiB 3 s later (peak {:.1} MiB).\n\n",
+        "Finding 5: quiet goodput {:.0} % alone, {:.0} % beside the flood; noisy goodput {:.0} % ({:.0} ok calls/s). `kelvin-scoring` RSS {:.1} MiB before the flood, {:.1} MiB as it ended, {:.1} MiB {:.1} s later (peak {:.1} MiB).\n\n",
         100.0 * goodput(&alone),
         100.0 * goodput(&beside),
         100.0 * goodput(&flood),
@@ -291,6 +300,7 @@ async fn finding5(
         mib(rss_before),
         mib(rss_end),
         mib(rss_after),
+        size.rss_wait_secs,
         mib(rss_peak),
     );
     let json = json!({
@@ -338,7 +348,7 @@ async fn finding11(
         }
     }
     // Settled after the flood of finding 5.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(size).await;
     let (cpu_idle, alone) = cpu_during(pid, paced(QUIET_RATE, size.secs, quiet_call)).await?;
     let mut alone = alone?;
 
@@ -346,17 +356,17 @@ async fn finding11(
     for (tenant, token) in &groups {
         spread.open(port, token, tenant, size.streams_per_key).await?;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(size).await;
     let (cpu_spread, beside) = cpu_during(pid, paced(QUIET_RATE, size.secs, quiet_call)).await?;
     let mut beside = beside?;
     let spread_opened = spread.open.len();
     drop(spread.open);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(size).await;
 
     let (tenant, token) = groups.first().context("no stream tenant")?;
     let mut one_key = Streams::default();
     one_key.open(port, token, tenant, size.streams_one_key).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(size).await;
     let (cpu_one_key, ()) =
         cpu_during(pid, tokio::time::sleep(Duration::from_secs_f64(size.secs))).await?;
     let one_key_opened = one_key.open.len();
@@ -428,7 +438,7 @@ async fn finding7(lite: &Cluster, size: &Sizes) -> Result<(Value, String, String
     let quiet_call = |phase: &'static str| {
         move |i| upsert(admin, quiet, QUIET, format!("{phase}-{i}"), 1)
     };
-    paced(QUIET_RATE, 1.0, quiet_call("warm")).await?;
+    paced(QUIET_RATE, size.secs.min(1.0), quiet_call("warm")).await?;
     let mut alone = paced(QUIET_RATE, size.secs, quiet_call("alone")).await?;
     let stop = Instant::now() + Duration::from_secs_f64(size.secs + 0.5);
     let noise = {
@@ -460,6 +470,10 @@ async fn finding7(lite: &Cluster, size: &Sizes) -> Result<(Value, String, String
         "p99_ratio": beside.p(0.99) / alone.p(0.99),
     });
     Ok((json, row, String::new()))
+}
+
+async fn settle(size: &Sizes) {
+    tokio::time::sleep(Duration::from_secs_f64(size.settle_secs)).await;
 }
 
 /// One line of the table.
@@ -553,8 +567,8 @@ fn small_simulation(tenant: &str) -> pb::SimulateScoreRequest {
 }
 
 /// The noisy tenant's simulation: the sample model plus regex engagement rules up to `rules`
-/// rules in all, unsaved, over `events` inline page views.
-fn heavy_simulation(rules: usize, events: usize) -> Result<pb::SimulateScoreRequest> {
+/// rules in all, unsaved, over `events` inline page views; with the regex rules added.
+fn heavy_simulation(rules: usize, events: usize) -> Result<(pb::SimulateScoreRequest, usize)> {
     let yaml = include_str!("../../../examples/models/b2b-saas.yaml");
     let spec = kelvin_engine::ModelSpec::from_yaml(yaml).map_err(|e| anyhow::anyhow!("{e}"))?;
     let Value::Object(mut spec) = spec.to_json_value() else {
@@ -568,7 +582,8 @@ fn heavy_simulation(rules: usize, events: usize) -> Result<pb::SimulateScoreRequ
         .get_mut("engagement")
         .and_then(Value::as_array_mut)
         .context("the sample model has no engagement rules")?;
-    for i in 0..rules.saturating_sub(present) {
+    let regexes = rules.saturating_sub(present);
+    for i in 0..regexes {
         engagement.push(json!({
             "id": format!("regex_{i}"),
             "when": { "all": [
@@ -579,14 +594,15 @@ fn heavy_simulation(rules: usize, events: usize) -> Result<pb::SimulateScoreRequ
             "points": 1,
         }));
     }
-    Ok(pb::SimulateScoreRequest {
+    let request = pb::SimulateScoreRequest {
         tenant_id: NOISY.into(),
         model_id: "default".into(),
         spec: Some(kelvin_proto::convert::json_struct(spec)),
         lead: Some(pb::LeadInput::default()),
         events: page_views(events),
         ..Default::default()
-    })
+    };
+    Ok((request, regexes))
 }
 
 fn page_views(n: usize) -> Vec<pb::EventInput> {
@@ -643,6 +659,8 @@ impl Cluster {
             cmd.args(["--database-url", url]);
         }
         env(&mut cmd, redis_url);
+        // It prints its first-start admin token; the bench reads it from the file.
+        cmd.stdout(Stdio::null());
         let child = cmd.spawn().context("cannot start kelvin up")?;
         let processes = Processes(vec![child]);
         let admin = connect(port).await?;
