@@ -139,7 +139,8 @@ pub async fn run(args: &Args) -> Result<()> {
     md.push_str(&line);
     notes.push_str(&note);
 
-    let (f11, line, note) = finding11(&pg, &scoring, scoring_pid, scoring_port, size, &quiet).await?;
+    let (f11, line, note) =
+        finding11(&pg, &scoring, scoring_pid, scoring_port, size, &quiet).await?;
     report["f11"] = f11;
     md.push_str(&line);
     notes.push_str(&note);
@@ -174,10 +175,7 @@ async fn finding3(
     let rules = connect(port).await?;
     let quiet_call = |_| {
         let mut client = ModelServiceClient::new(rules.clone());
-        let request = with_deadline(
-            authed(quiet, small_simulation(QUIET)),
-            CALL_DEADLINE,
-        );
+        let request = with_deadline(authed(quiet, small_simulation(QUIET)), CALL_DEADLINE);
         async move { client.simulate_score(request).await.map(drop) }
     };
     paced(QUIET_RATE, size.secs.min(1.0), quiet_call).await?; // warm-up
@@ -189,10 +187,8 @@ async fn finding3(
         let (rules, noisy, heavy) = (rules.clone(), noisy.clone(), heavy.clone());
         tokio::spawn(closed_loops(SIM_TASKS, stop, move |task, _| {
             let mut client = ModelServiceClient::new(rules.clone());
-            let request = with_deadline(
-                authed(&noisy[task % noisy.len()], (*heavy).clone()),
-                CALL_DEADLINE,
-            );
+            let request =
+                with_deadline(authed(&noisy[task % noisy.len()], (*heavy).clone()), CALL_DEADLINE);
             async move { client.simulate_score(request).await.map(drop) }
         }))
     };
@@ -254,10 +250,8 @@ async fn finding5(
     let stop = Instant::now() + Duration::from_secs_f64(size.capacity_secs);
     let capacity = {
         let (channels, noisy) = (channels.clone(), noisy.to_owned());
-        closed_loops(16, stop, move |task, i| {
-            read(&channels[task % CONNECTIONS], &noisy, NOISY, i)
-        })
-        .await?
+        closed_loops(16, stop, move |task, i| read(&channels[task % CONNECTIONS], &noisy, NOISY, i))
+            .await?
     };
     let capacity_rate = capacity.ok() as f64 / size.capacity_secs;
     settle(size).await;
@@ -435,9 +429,8 @@ async fn finding7(lite: &Cluster, size: &Sizes) -> Result<(Value, String, String
         async move { client.upsert_leads(request).await.map(drop) }
     };
     let admin = &lite.admin;
-    let quiet_call = |phase: &'static str| {
-        move |i| upsert(admin, quiet, QUIET, format!("{phase}-{i}"), 1)
-    };
+    let quiet_call =
+        |phase: &'static str| move |i| upsert(admin, quiet, QUIET, format!("{phase}-{i}"), 1);
     paced(QUIET_RATE, size.secs.min(1.0), quiet_call("warm")).await?;
     let mut alone = paced(QUIET_RATE, size.secs, quiet_call("alone")).await?;
     let stop = Instant::now() + Duration::from_secs_f64(size.secs + 0.5);
@@ -557,7 +550,10 @@ fn small_simulation(tenant: &str) -> pb::SimulateScoreRequest {
         version: 1,
         lead: Some(pb::LeadInput {
             attributes: Some(kelvin_proto::convert::json_struct(
-                json!({"country": "FR", "job_title": "CEO"}).as_object().cloned().unwrap_or_default(),
+                json!({"country": "FR", "job_title": "CEO"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
             )),
             ..Default::default()
         }),
