@@ -732,3 +732,61 @@ async fn an_erased_lead_is_not_found_at_once_whatever_the_cache_holds() {
     assert_ne!(again.score.unwrap().total, 0.0);
     app.stop().await;
 }
+
+/// The bant-grid sample model, as JSON.
+fn bant_grid() -> serde_json::Value {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models/bant-grid.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    kelvin_engine::ModelSpec::from_yaml(&text).unwrap().to_json_value()
+}
+
+/// Issue 15: the fit × engagement grade and the band's action are part of every score: stored
+/// scores (GetScore, ListLeads), explanations, and every change of the history and the stream.
+#[tokio::test]
+async fn grade_and_action_are_in_every_score_and_change() {
+    let app = setup().await;
+    fixtures::publish(app.channel.clone(), &app.admin_token, T, "default", bant_grid()).await;
+    // Fit 100 (grade A) and one demo request (40 points: grade 2): A2, hot.
+    upsert_lead(
+        &app,
+        "ada",
+        "",
+        json!({"budget": 60000, "decision_maker": true, "need": "urgent", "timeline_months": 2}),
+    )
+    .await;
+    send(&app, vec![event("g1", "ada", "demo_request", "/demo", now_s() - 60)]).await;
+    let stored = score_where(&app, "ada", "ada is A2", |s| s.grade == "A2").await;
+    let s = stored.score.unwrap();
+    assert_eq!(s.band, "hot");
+    assert_eq!(s.action, "sales call within 24 business hours");
+    let explained = explain(&app, "ada").await.score.unwrap();
+    assert_eq!((explained.grade.as_str(), explained.action.as_str()), ("A2", s.action.as_str()));
+    let listed = scoring(&app)
+        .list_leads(authed(
+            &app.admin_token,
+            pb::ListLeadsRequest { tenant_id: T.into(), ..Default::default() },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let row = listed.scores.iter().find(|l| l.lead_id == "ada").unwrap();
+    assert_eq!(row.score.as_ref().unwrap().grade, "A2");
+
+    // The change stream says where the lead went, grade and action included.
+    let mut stream = watch(&app, -1).await;
+    let mut last = None;
+    while let Ok(Some(Some(m))) =
+        tokio::time::timeout(Duration::from_secs(2), stream.message()).await.map(|m| m.ok())
+    {
+        let change = m.change.unwrap();
+        if change.lead_id == "ada" {
+            last = Some(change);
+        }
+    }
+    let change = last.expect("a change of ada");
+    assert_eq!(change.grade, "A2");
+    assert_eq!(change.band, "hot");
+    assert_eq!(change.action, "sales call within 24 business hours");
+    app.stop().await;
+}

@@ -68,6 +68,8 @@ const SCORE_COLUMNS: &[output::Column] = &[
     ("LEAD", "lead_id"),
     ("TOTAL", "total"),
     ("BAND", "band"),
+    ("GRADE", "grade"),
+    ("ACTION", "action"),
     ("FIT", "fit"),
     ("ENGAGEMENT", "engagement"),
     ("VERSION", "model_version"),
@@ -80,8 +82,10 @@ const SCORE_CHANGE_COLUMNS: &[output::Column] = &[
     ("LEAD", "lead_id"),
     ("FROM", "previous_band"),
     ("TO", "band"),
+    ("GRADE", "grade"),
     ("TOTAL", "total"),
     ("CAUSE", "cause"),
+    ("ACTION", "action"),
 ];
 
 async fn scores_cmd(k: &Kelvin, cmd: ScoreCmd, format: Format) -> Result<()> {
@@ -138,11 +142,15 @@ async fn scores_cmd(k: &Kelvin, cmd: ScoreCmd, format: Format) -> Result<()> {
             let mut value = res::lead_score(reply);
             let lines: Vec<Value> = contributions.into_iter().map(res::contribution).collect();
             if format == Format::Table {
+                let grade = value["grade"].as_str().unwrap_or_default();
+                let action = value["action"].as_str().unwrap_or_default();
                 println!(
-                    "lead {}: total {} ({}), fit {}, engagement {}, model version {}, as of {}",
+                    "lead {}: total {} ({}{}{}), fit {}, engagement {}, model version {}, as of {}",
                     value["lead_id"].as_str().unwrap_or_default(),
                     value["total"],
                     value["band"].as_str().unwrap_or_default(),
+                    if grade.is_empty() { String::new() } else { format!(", grade {grade}") },
+                    if action.is_empty() { String::new() } else { format!(": {action}") },
                     value["fit"],
                     value["engagement"],
                     value["model_version"],

@@ -93,7 +93,7 @@ pub fn lead_score(s: pb::LeadScore) -> Value {
     let score = s.score.unwrap_or_default();
     json!({
         "lead_id": s.lead_id, "model_id": s.model_id, "total": score.total, "band": score.band,
-        "fit": score.fit, "engagement": score.engagement, "model_version": score.model_version,
+        "grade": score.grade, "action": score.action, "fit": score.fit, "engagement": score.engagement, "model_version": score.model_version,
         "disqualification": score.disqualification_reason, "company_id": s.company_id,
         "as_of": time(score.as_of), "update_time": time(s.update_time),
     })
@@ -120,6 +120,7 @@ pub fn score_change(c: pb::ScoreChange) -> Value {
     json!({
         "cursor": c.cursor, "lead_id": c.lead_id, "model_id": c.model_id,
         "model_version": c.model_version, "previous_band": c.previous_band, "band": c.band,
+        "previous_grade": c.previous_grade, "grade": c.grade, "action": c.action,
         "previous_total": c.previous_total, "total": c.total, "cause": cause(c.cause),
         "time": time(c.time),
     })

@@ -100,6 +100,9 @@ pub(crate) struct CThreshold {
     pub action: Option<String>,
 }
 
+/// One rung of a ladder as written: label, `min`, `above`, action.
+type Rung = (String, Option<f64>, Option<f64>, Option<String>);
+
 /// First threshold whose min is at or below `x`; the last one catches the rest.
 pub(crate) fn pick(thresholds: &[CThreshold], x: i64) -> Option<&CThreshold> {
     thresholds.iter().find(|t| t.min.is_none_or(|m| x >= m)).or(thresholds.last())
@@ -536,17 +539,14 @@ impl Compiler {
 
     /// Ordered thresholds: highest first, strictly decreasing mins, the last one without min.
     fn thresholds(&mut self, ts: &[Threshold], path: &str, what: &str) -> Option<Vec<CThreshold>> {
-        let items: Vec<(String, Option<f64>, Option<String>)> =
-            ts.iter().map(|t| (t.label.clone(), t.min, t.action.clone())).collect();
+        let items: Vec<Rung> =
+            ts.iter().map(|t| (t.label.clone(), t.min, t.above, t.action.clone())).collect();
         self.ladder(&items, path, what)
     }
 
-    fn ladder(
-        &mut self,
-        items: &[(String, Option<f64>, Option<String>)],
-        path: &str,
-        what: &str,
-    ) -> Option<Vec<CThreshold>> {
+    /// A ladder of bands or grades. `above: x` (exclusive) compiles to the inclusive bound
+    /// `x + 0.001`: points are exact to the thousandth, so "more than 70" is "70.001 or more".
+    fn ladder(&mut self, items: &[Rung], path: &str, what: &str) -> Option<Vec<CThreshold>> {
         if items.is_empty() {
             self.err(path, "needs at least one band");
             return None;
@@ -555,7 +555,7 @@ impl Compiler {
         let mut seen = BTreeSet::new();
         let mut out = Vec::with_capacity(items.len());
         let mut last_min: Option<i64> = None;
-        for (i, (label, min, action)) in items.iter().enumerate() {
+        for (i, (label, min, above, action)) in items.iter().enumerate() {
             let p = format!("{path}[{i}]");
             if label.trim().is_empty() {
                 self.err(format!("{p}.{what}"), "must not be empty");
@@ -565,26 +565,44 @@ impl Compiler {
                 self.err(format!("{p}.{what}"), format!("duplicate `{label}`"));
             }
             let is_last = i + 1 == items.len();
-            let min = match (min, is_last) {
+            // Where an ordering problem is reported: the bound the rung was given.
+            let key = if above.is_some() && min.is_none() { "above" } else { "min" };
+            let bound = match (min, above) {
+                (Some(_), Some(_)) => {
+                    self.err(format!("{p}.above"), "give `min` (inclusive) or `above`, not both");
+                    None
+                }
+                (Some(m), None) => Some((*m, "min", 0)),
+                (None, Some(a)) => Some((*a, "above", 1)),
+                (None, None) => None,
+            };
+            let min = match (bound, is_last) {
                 (None, true) => None,
-                (Some(_), true) => {
+                (Some((_, key, _)), true) => {
                     self.err(
-                        format!("{p}.min"),
+                        format!("{p}.{key}"),
                         "the last band has no min: it catches every lower value",
                     );
                     None
                 }
                 (None, false) => {
-                    self.err(format!("{p}.min"), "every band but the last needs a min");
+                    if min.is_none() && above.is_none() {
+                        self.err(
+                            format!("{p}.min"),
+                            "every band but the last needs a min (or above)",
+                        );
+                    }
                     None
                 }
-                (Some(m), false) => self.points(*m, &format!("{p}.min"), false),
+                (Some((m, key, step)), false) => {
+                    self.points(m, &format!("{p}.{key}"), false).map(|m| m.saturating_add(step))
+                }
             };
             if let (Some(m), Some(prev)) = (min, last_min)
                 && m >= prev
             {
                 self.err(
-                    format!("{p}.min"),
+                    format!("{p}.{key}"),
                     "bands are ordered from the highest min down, without overlap",
                 );
             }
@@ -603,10 +621,9 @@ impl Compiler {
             }
             Bands::Matrix(m) => {
                 let p = "bands.matrix";
-                let grades =
-                    |g: &[crate::spec::Grade]| -> Vec<(String, Option<f64>, Option<String>)> {
-                        g.iter().map(|g| (g.grade.clone(), g.min, None)).collect()
-                    };
+                let grades = |g: &[crate::spec::Grade]| -> Vec<Rung> {
+                    g.iter().map(|g| (g.grade.clone(), g.min, g.above, None)).collect()
+                };
                 let fit = self.ladder(&grades(&m.fit_grades), &format!("{p}.fit_grades"), "grade");
                 let engagement = self.ladder(
                     &grades(&m.engagement_grades),

@@ -232,6 +232,9 @@ pub struct Threshold {
     /// Lowest total of this band (inclusive); the last band has none and catches the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
+    /// Exclusive lower bound, instead of `min`: `above: 70` is "more than 70 points".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
     /// What the band stands for (`sales call within 24 business hours`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
@@ -246,6 +249,9 @@ pub struct Grade {
     /// Lowest score of this grade (inclusive); the last grade has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
+    /// Exclusive lower bound, instead of `min`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
 }
 
 /// Fit-grade × engagement-grade matrix.

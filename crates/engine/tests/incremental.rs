@@ -129,8 +129,8 @@ fn model() -> impl Strategy<Value = CompiledModel> {
                     total: tb,
                 },
                 bands: Bands::Thresholds(vec![
-                    Threshold { label: "hot".into(), min: Some(20.0), action: None },
-                    Threshold { label: "cold".into(), min: None, action: None },
+                    Threshold { label: "hot".into(), min: Some(20.0), above: None, action: None },
+                    Threshold { label: "cold".into(), min: None, above: None, action: None },
                 ]),
                 company: None,
             };
@@ -296,6 +296,7 @@ fn single_rule_model() -> impl Strategy<Value = (ModelSpec, EngagementRule)> {
             bands: Bands::Thresholds(vec![Threshold {
                 label: "all".into(),
                 min: None,
+                above: None,
                 action: None,
             }]),
             company: None,

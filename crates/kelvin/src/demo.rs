@@ -488,8 +488,13 @@ pub async fn run(options: DemoOptions) -> Result<()> {
             .score
             .and_then(|s| s.score)
             .unwrap_or_default();
+        let action = if explained.action.is_empty() {
+            String::new()
+        } else {
+            format!("\n    next step: {}", explained.action)
+        };
         println!(
-            "\n  {}  total {:.1} ({}): fit {:.1} + engagement {:.1}",
+            "\n  {}  total {:.1} ({}): fit {:.1} + engagement {:.1}{action}",
             s.lead_id, explained.total, explained.band, explained.fit, explained.engagement
         );
         for c in explained.contributions.iter().filter(|c| c.points != 0.0) {

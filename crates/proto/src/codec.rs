@@ -265,7 +265,7 @@ fn walk(
         if entry {
             if let Some(k) = &map_key {
                 path.push('.');
-                path.push_str(k);
+                push_key(path, k);
             }
         } else {
             segment(path, message, field, index);
@@ -286,6 +286,21 @@ fn walk(
         path.truncate(mark);
     }
     Ok(())
+}
+
+/// The longest map key (a document's own key) a path quotes, in characters: a path is sent
+/// back in the status, and a caller's 1 MB key must not be.
+const MAX_KEY_CHARS: usize = 64;
+
+/// Appends `key` to `path`, cut to `MAX_KEY_CHARS` characters with an ellipsis.
+fn push_key(path: &mut String, key: &str) {
+    match key.char_indices().nth(MAX_KEY_CHARS) {
+        None => path.push_str(key),
+        Some((at, _)) => {
+            path.push_str(&key[..at]);
+            path.push('…');
+        }
+    }
 }
 
 /// The codec named in the generated code (`codec_path`): prost's, with [`check_request`] on
@@ -403,6 +418,23 @@ mod tests {
         };
         let err = check_request("kelvin.v1.IngestEventsRequest", &req.encode_to_vec()).unwrap_err();
         assert_eq!(err.path, "events[0].properties[key]");
+    }
+
+    /// Finding 12: the path named a caller's map key whole, so a 1 MB key came back in the
+    /// status message.
+    #[test]
+    fn a_long_map_key_is_cut_in_the_path() {
+        let key = "k".repeat(1 << 20);
+        let req = pb::IngestEventsRequest {
+            tenant_id: "t".into(),
+            events: vec![pb::EventInput {
+                properties: Some(json(serde_json::json!({ key.clone(): "v\u{0}" }))),
+                ..Default::default()
+            }],
+        };
+        let err = check_request("kelvin.v1.IngestEventsRequest", &req.encode_to_vec()).unwrap_err();
+        assert_eq!(err.path, format!("events[0].properties.{}…", &key[..MAX_KEY_CHARS]));
+        assert!(err.into_status().message().len() < 200);
     }
 
     #[test]

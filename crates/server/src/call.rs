@@ -62,6 +62,14 @@ pub(crate) struct CallService<S> {
     gate: Arc<Gate>,
 }
 
+/// A caller's request path as it may appear in a message: bounded, whatever was sent.
+fn shown(path: &str) -> String {
+    match path.char_indices().nth(128) {
+        Some((at, _)) => format!("{}…", &path[..at]),
+        None => path.to_owned(),
+    }
+}
+
 /// Health checks and reflection are open: probes and tools need them without a token.
 fn is_public(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
@@ -232,13 +240,14 @@ impl Gate {
             }
         }
         let roles = permission_for(path).ok_or_else(|| {
-            Status::permission_denied(format!("`{path}` is not open to any role"))
+            Status::permission_denied(format!("`{}` is not open to any role", shown(path)))
         })?;
         let role = verified.principal.role();
         if !roles.contains(&role) {
             return Err(Status::permission_denied(format!(
-                "role `{}` may not call `{path}`",
-                role.as_str()
+                "role `{}` may not call `{}`",
+                role.as_str(),
+                shown(path)
             )));
         }
         Ok(verified.principal)

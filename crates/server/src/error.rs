@@ -1,6 +1,22 @@
 //! The one place where errors become gRPC statuses. Internal details are logged, never sent.
+//!
+//! Messages are bounded here too: an error may quote what the caller sent (an id, a field path
+//! through a document's keys), and a 1 MB id echoed back would not even fit in the
+//! `grpc-message` header that carries it.
+
+use std::borrow::Cow;
 
 use tonic::Status;
+
+/// The longest message a status carries, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// The longest quoted value (between backticks) a message keeps, in characters.
+const MAX_QUOTED_CHARS: usize = 64;
+/// The longest field path or description of a `google.rpc.BadRequest` detail, in characters.
+const MAX_DETAIL_CHARS: usize = 128;
+/// The most bytes of field paths and descriptions a `google.rpc.BadRequest` detail lists: with
+/// the message, well within the 16 KiB of headers that clients accept.
+const MAX_DETAILS_BYTES: usize = 4096;
 
 /// An error a handler returns.
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +57,15 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         use kelvin_store::Error as S;
+        let bounded = |message: String| bounded_message(&message).into_owned();
         match error {
             ApiError::Store(e) => match e {
-                S::NotFound { .. } => Status::not_found(e.to_string()),
-                S::AlreadyExists { .. } => Status::already_exists(e.to_string()),
-                S::PermissionDenied(_) => Status::permission_denied(e.to_string()),
-                S::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
-                S::Aborted(_) => Status::aborted(e.to_string()),
-                S::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
+                S::NotFound { .. } => Status::not_found(bounded(e.to_string())),
+                S::AlreadyExists { .. } => Status::already_exists(bounded(e.to_string())),
+                S::PermissionDenied(_) => Status::permission_denied(bounded(e.to_string())),
+                S::InvalidArgument { .. } => Status::invalid_argument(bounded(e.to_string())),
+                S::Aborted(_) => Status::aborted(bounded(e.to_string())),
+                S::FailedPrecondition(_) => Status::failed_precondition(bounded(e.to_string())),
                 // The database is unreachable or busy: the caller may retry (logged, with no
                 // detail sent).
                 S::Db(_) if e.is_transient() => {
@@ -57,38 +74,151 @@ impl From<ApiError> for Status {
                 }
                 S::Db(_) | S::Config(_) => internal(&e),
             },
-            e @ ApiError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+            e @ ApiError::InvalidArgument { .. } => {
+                Status::invalid_argument(bounded(e.to_string()))
+            }
             ApiError::InvalidDocument { ref field, ref violations } => {
                 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
                 let message = format!("{} ({} problem(s) in {field})", error, violations.len());
-                let details = ErrorDetails::with_bad_request(
-                    violations
-                        .iter()
-                        .map(|(path, description)| {
-                            FieldViolation::new(format!("{field}.{path}"), description)
-                        })
-                        .collect::<Vec<_>>(),
-                );
-                Status::with_error_details(tonic::Code::InvalidArgument, message, details)
+                // The details travel in a header too (with the message): as many violations
+                // as fit in `MAX_DETAILS_BYTES`, each cut to `MAX_DETAIL_CHARS`.
+                let mut budget = MAX_DETAILS_BYTES;
+                let listed = violations
+                    .iter()
+                    .map(|(path, description)| {
+                        FieldViolation::new(
+                            elide(&format!("{field}.{path}"), MAX_DETAIL_CHARS),
+                            elide(description, MAX_DETAIL_CHARS),
+                        )
+                    })
+                    .take_while(|v| {
+                        let size = v.field.len() + v.description.len();
+                        budget = budget.saturating_sub(size);
+                        budget > 0
+                    })
+                    .collect::<Vec<_>>();
+                Status::with_error_details(
+                    tonic::Code::InvalidArgument,
+                    bounded(message),
+                    ErrorDetails::with_bad_request(listed),
+                )
             }
-            ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
+            ApiError::ResourceExhausted(m) => Status::resource_exhausted(bounded(m)),
             ApiError::Throttled { message, retry_after } => {
                 use tonic_types::{ErrorDetails, StatusExt};
                 Status::with_error_details(
                     tonic::Code::ResourceExhausted,
-                    message,
+                    bounded(message),
                     ErrorDetails::with_retry_info(Some(retry_after)),
                 )
             }
-            ApiError::Unauthenticated(m) => Status::unauthenticated(m),
-            ApiError::PermissionDenied(m) => Status::permission_denied(m),
+            ApiError::Unauthenticated(m) => Status::unauthenticated(bounded(m)),
+            ApiError::PermissionDenied(m) => Status::permission_denied(bounded(m)),
             e @ ApiError::Internal(_) => internal(&e),
         }
     }
+}
+
+/// `message` with every quoted value shortened to `MAX_QUOTED_CHARS` characters and the whole
+/// to `MAX_MESSAGE_BYTES` bytes, each cut marked with an ellipsis.
+fn bounded_message(message: &str) -> Cow<'_, str> {
+    let quoted = message
+        .split('`')
+        .enumerate()
+        .any(|(i, part)| i % 2 == 1 && part.chars().nth(MAX_QUOTED_CHARS).is_some());
+    if !quoted && message.len() <= MAX_MESSAGE_BYTES {
+        return Cow::Borrowed(message);
+    }
+    let parts: Vec<Cow<'_, str>> = message
+        .split('`')
+        .enumerate()
+        .map(
+            |(i, part)| {
+                if i % 2 == 1 { elide(part, MAX_QUOTED_CHARS) } else { Cow::Borrowed(part) }
+            },
+        )
+        .collect();
+    let joined = parts.join("`");
+    Cow::Owned(truncate_bytes(&joined, MAX_MESSAGE_BYTES).into_owned())
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn elide(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((at, _)) => Cow::Owned(format!("{}…", &text[..at])),
+    }
+}
+
+/// `text` cut to at most `max` bytes (an ellipsis included) on a character boundary.
+fn truncate_bytes(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &text[..end]))
 }
 
 fn internal(error: &dyn std::error::Error) -> Status {
     let incident = uuid::Uuid::now_v7();
     tracing::error!(%incident, error = %error, "internal error");
     Status::internal(format!("internal error (incident {incident})"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Finding 12: a 1 MB id came back whole in the status message (and did not fit in the
+    /// `grpc-message` header): quoted values are cut, and every message is bounded.
+    #[test]
+    fn messages_never_echo_unbounded_caller_input() {
+        let id = "é".repeat(500_000);
+        let status = Status::from(ApiError::Store(kelvin_store::Error::NotFound {
+            kind: "tenant",
+            id: id.clone(),
+        }));
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES, "{}", status.message().len());
+        let short = format!("tenant `{}…` not found", "é".repeat(MAX_QUOTED_CHARS));
+        assert_eq!(status.message(), short);
+
+        let status = Status::from(ApiError::invalid("field", "x".repeat(1 << 20)));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES);
+        assert!(status.message().starts_with("invalid field: xxx"), "{}", status.message());
+        assert!(status.message().ends_with('…'));
+
+        // Details are bounded too, and kept.
+        let status = Status::from(ApiError::InvalidDocument {
+            field: "spec".into(),
+            violations: vec![(format!("fit.{}", "k".repeat(1 << 20)), "bad".into())],
+        });
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES);
+        // The details repeat the message: bounded too (a spec key of 15 KB broke the call).
+        assert!(status.details().len() <= 8192, "{}", status.details().len());
+        use tonic_types::StatusExt as _;
+        let details = status.get_error_details();
+        let violation = &details.bad_request().unwrap().field_violations[0];
+        assert!(
+            violation.field.chars().count() <= MAX_DETAIL_CHARS + 1,
+            "{}",
+            violation.field.len()
+        );
+    }
+
+    #[test]
+    fn short_messages_are_unchanged() {
+        let status = Status::from(ApiError::Store(kelvin_store::Error::NotFound {
+            kind: "tenant",
+            id: "acme-fr".into(),
+        }));
+        assert_eq!(status.message(), "tenant `acme-fr` not found");
+        assert_eq!(bounded_message("a `b` c"), "a `b` c");
+        assert_eq!(bounded_message(""), "");
+    }
 }

@@ -42,6 +42,8 @@ pub fn score_pb(score: kelvin_engine::Score, version: i64, as_of_ms: i64) -> pb:
         engagement: score.engagement.as_f64(),
         total: score.total.as_f64(),
         band: score.band,
+        grade: score.grade.unwrap_or_default(),
+        action: score.action.unwrap_or_default(),
         disqualification_reason: score.disqualified.map(|d| d.reason).unwrap_or_default(),
         contributions: score
             .contributions

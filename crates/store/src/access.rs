@@ -598,7 +598,7 @@ impl<'a> Access<'a> {
             query = query.filter(
                 Condition::any()
                     .add(audit_event::Column::Resource.eq(resource.clone()))
-                    .add(audit_event::Column::Resource.starts_with(format!("{resource}/"))),
+                    .add(has_prefix(audit_event::Column::Resource, format!("{resource}/"))),
             );
         }
         if !filter.actor.is_empty() {
@@ -625,6 +625,18 @@ impl<'a> Access<'a> {
         let (rows, next) = page.finish(rows, |r| r.id.clone());
         Ok((rows.into_iter().map(Into::into).collect(), next))
     }
+}
+
+/// `column` starts with `prefix`, compared exactly: not `LIKE`, where the caller's `%` and `_`
+/// would be wildcards (and SQLite would ignore ASCII case). `substr` counts characters on both
+/// SQLite and PostgreSQL.
+fn has_prefix(column: audit_event::Column, prefix: String) -> Expr {
+    let chars = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+    let head = sea_orm::sea_query::Func::cust("substr")
+        .arg(Expr::col((audit_event::Entity, column)))
+        .arg(1)
+        .arg(chars);
+    sea_orm::sea_query::ExprTrait::eq(Expr::expr(head), prefix)
 }
 
 fn labels_json(labels: &BTreeMap<String, String>) -> String {

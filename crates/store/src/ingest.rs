@@ -213,6 +213,9 @@ fn written(result: TryInsertResult<u64>) -> Written {
     }
 }
 
+/// A lead's attributes, enriched attributes and company as merged from one upsert call.
+type MergedLead = (Map<String, Value>, Map<String, Value>, Option<String>);
+
 impl Access<'_> {
     /// Creates or merges leads, in one transaction. Real upserts under concurrency: the rows
     /// are first created empty where missing (`ON CONFLICT DO NOTHING`, so two callers creating
@@ -255,10 +258,7 @@ impl Access<'_> {
         }
         let mut work = Vec::with_capacity(leads.len());
         let mut companies = std::collections::BTreeSet::new();
-        let mut merged: std::collections::BTreeMap<
-            String,
-            (Map<String, Value>, Map<String, Value>, Option<String>),
-        > = Default::default();
+        let mut merged: std::collections::BTreeMap<String, MergedLead> = Default::default();
         for up in leads {
             let current =
                 rows.get(&up.id).ok_or_else(|| Error::not_found("lead", up.id.clone()))?;

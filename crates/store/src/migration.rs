@@ -8,6 +8,7 @@ mod m0003_ingest;
 mod m0004_scoring;
 mod m0005_trace_context;
 mod m0006_dead_letters;
+mod m0007_grade_action;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_scoring::Migration),
             Box::new(m0005_trace_context::Migration),
             Box::new(m0006_dead_letters::Migration),
+            Box::new(m0007_grade_action::Migration),
         ]
     }
 }

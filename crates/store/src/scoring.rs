@@ -153,6 +153,10 @@ pub struct StoredScore {
     pub engagement: i64,
     pub total: i64,
     pub band: String,
+    /// Fit × engagement cell of matrix models (`A2`), empty otherwise.
+    pub grade: String,
+    /// The band's action, empty when the model gives none.
+    pub action: String,
     /// Reason of the exclusion that disqualified the lead; empty otherwise.
     pub disqualification: String,
     /// The engine's incremental state (`LeadState::to_bytes`).
@@ -177,6 +181,8 @@ pub(crate) fn score_row(m: lead_score::Model) -> StoredScore {
         engagement: m.engagement,
         total: m.total,
         band: m.band,
+        grade: m.grade,
+        action: m.action,
         disqualification: m.disqualification,
         state: m.state,
         event_count: m.event_count,
@@ -198,6 +204,8 @@ fn score_model(s: StoredScore) -> lead_score::ActiveModel {
         engagement: Set(s.engagement),
         total: Set(s.total),
         band: Set(s.band),
+        grade: Set(s.grade),
+        action: Set(s.action),
         disqualification: Set(s.disqualification),
         state: Set(s.state),
         event_count: Set(s.event_count),
@@ -255,6 +263,10 @@ pub struct NewChange {
     pub model_version: i64,
     pub previous_band: String,
     pub band: String,
+    pub previous_grade: String,
+    pub grade: String,
+    /// The new band's action.
+    pub action: String,
     pub previous_total: i64,
     pub total: i64,
     pub cause: ChangeCause,
@@ -271,6 +283,9 @@ pub struct ScoreChangeRecord {
     pub model_version: i64,
     pub previous_band: String,
     pub band: String,
+    pub previous_grade: String,
+    pub grade: String,
+    pub action: String,
     pub previous_total: i64,
     pub total: i64,
     /// `ChangeCause` as a number (1 events, 2 attributes, 3 time, 4 rescore).
@@ -287,6 +302,9 @@ pub(crate) fn change_row(m: score_change::Model) -> ScoreChangeRecord {
         model_version: m.model_version,
         previous_band: m.previous_band,
         band: m.band,
+        previous_grade: m.previous_grade,
+        grade: m.grade,
+        action: m.action,
         previous_total: m.previous_total,
         total: m.total,
         cause: m.cause,
@@ -1010,6 +1028,8 @@ impl ScorerTxn {
                             C::Engagement,
                             C::Total,
                             C::Band,
+                            C::Grade,
+                            C::Action,
                             C::Disqualification,
                             C::State,
                             C::EventCount,
@@ -1138,6 +1158,9 @@ impl ScorerTxn {
                     total: c.total,
                     cause: c.cause as i32,
                     time: c.time_ms,
+                    grade: c.grade,
+                    previous_grade: c.previous_grade,
+                    action: c.action,
                 })
                 .collect();
             for chunk in rows.chunks(CHUNK / 2) {

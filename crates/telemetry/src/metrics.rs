@@ -300,12 +300,43 @@ fn render(metrics: &ResourceMetrics) -> String {
     out
 }
 
-/// Serves `GET /metrics` on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, reader: PrometheusReader) {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
+/// Bounds of the `/metrics` listener, so that clients that connect and never finish (or never
+/// read) cannot hold it: each connection serves one request, must send its headers within
+/// `header_read_timeout`, is closed after `connection_timeout` whatever it does, and at most
+/// `max_connections` are served at once (the others wait in the kernel's backlog).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    pub header_read_timeout: Duration,
+    pub connection_timeout: Duration,
+    pub max_connections: usize,
+}
 
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(60),
+            max_connections: 32,
+        }
+    }
+}
+
+/// Serves `GET /metrics` (and `HEAD`) on `listener` until the process ends, within the default
+/// [`ServeLimits`].
+pub async fn serve(listener: tokio::net::TcpListener, reader: PrometheusReader) {
+    serve_with(listener, reader, ServeLimits::default()).await;
+}
+
+/// [`serve`] within `limits`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    reader: PrometheusReader,
+    limits: ServeLimits,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
+        // Never closed, so acquiring only waits for a connection to end.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -316,32 +347,66 @@ pub async fn serve(listener: tokio::net::TcpListener, reader: PrometheusReader) 
         };
         let reader = reader.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
                 let reader = reader.clone();
-                async move {
-                    if request.uri().path() != "/metrics" {
-                        hyper::Response::builder()
-                            .status(404)
-                            .body(Full::new(Bytes::from_static(b"only /metrics here\n")))
-                    } else {
-                        match reader.render() {
-                            Ok(text) => hyper::Response::builder()
-                                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                                .body(Full::new(Bytes::from(text))),
-                            Err(error) => hyper::Response::builder()
-                                .status(500)
-                                .body(Full::new(Bytes::from(format!("collect failed: {error}\n")))),
-                        }
-                    }
-                }
+                async move { Ok::<_, std::convert::Infallible>(respond(&request, &reader)) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(error) =
-                hyper::server::conn::http1::Builder::new().serve_connection(io, service).await
-            {
-                tracing::debug!(%error, "metrics endpoint: connection ended");
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .keep_alive(false)
+                .serve_connection(io, service);
+            match tokio::time::timeout(limits.connection_timeout, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%error, "metrics endpoint: connection ended"),
+                Err(_) => tracing::debug!("metrics endpoint: connection timed out"),
             }
         });
+    }
+}
+
+/// The answer to one request: the metrics for `GET`/`HEAD /metrics`, 404 elsewhere, 405 (with
+/// `Allow`) for other methods.
+fn respond<B>(
+    request: &hyper::Request<B>,
+    reader: &PrometheusReader,
+) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::{Method, Response, StatusCode};
+
+    let plain = |status: StatusCode, text: &'static str| {
+        let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+        *response.status_mut() = status;
+        response
+    };
+    if request.uri().path() != "/metrics" {
+        return plain(StatusCode::NOT_FOUND, "only /metrics here\n");
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        response
+            .headers_mut()
+            .insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    match reader.render() {
+        Ok(text) => {
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        Err(error) => {
+            let mut response =
+                Response::new(Full::new(Bytes::from(format!("collect failed: {error}\n"))));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
     }
 }
 
@@ -389,5 +454,116 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
+    }
+
+    /// A metrics endpoint on a free port, with one counter recorded.
+    async fn endpoint(limits: ServeLimits) -> (std::net::SocketAddr, SdkMeterProvider) {
+        let reader = PrometheusReader::new();
+        let provider = SdkMeterProvider::builder().with_reader(reader.clone()).build();
+        provider.meter("test").u64_counter("kelvin.ingest.events").build().add(1, &[]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_with(listener, reader, limits));
+        (addr, provider)
+    }
+
+    /// Generous: only a connection that is never closed takes this long.
+    const GENEROUS: Duration = Duration::from_secs(20);
+
+    fn connect(addr: std::net::SocketAddr, request: &str) -> std::net::TcpStream {
+        use std::io::Write as _;
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(GENEROUS)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        stream
+    }
+
+    /// Everything the server sends until it closes the connection; an error if it does not
+    /// close it within `GENEROUS`.
+    fn read_to_close(stream: &mut std::net::TcpStream) -> std::io::Result<String> {
+        use std::io::Read as _;
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    async fn exchange(addr: std::net::SocketAddr, request: &'static str) -> String {
+        tokio::task::spawn_blocking(move || read_to_close(&mut connect(addr, request)).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Finding 12: the listener answered POST and DELETE as GET.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_get_and_head_of_metrics_are_answered() {
+        let (addr, _provider) = endpoint(ServeLimits::default()).await;
+        let get =
+            exchange(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        assert!(get.starts_with("HTTP/1.1 200"), "{get}");
+        assert!(get.contains("kelvin_ingest_events_total 1"), "{get}");
+        let head =
+            exchange(addr, "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(!head.contains("kelvin_ingest_events_total"), "{head}");
+        for method in ["POST", "DELETE", "PUT"] {
+            let request: &'static str = match method {
+                "POST" => {
+                    "POST /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                }
+                "DELETE" => "DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                _ => {
+                    "PUT /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                }
+            };
+            let reply = exchange(addr, request).await;
+            assert!(reply.starts_with("HTTP/1.1 405"), "{method}: {reply}");
+            assert!(reply.to_ascii_lowercase().contains("allow: get, head"), "{method}: {reply}");
+            assert!(!reply.contains("kelvin_ingest_events_total"), "{method}: {reply}");
+        }
+        let other =
+            exchange(addr, "GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+    }
+
+    /// Finding 12: a client that sent half a request held its connection forever. It is
+    /// closed once the header read timeout passes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_half_sent_request_is_disconnected() {
+        let limits =
+            ServeLimits { header_read_timeout: Duration::from_millis(300), ..Default::default() };
+        let (addr, _provider) = endpoint(limits).await;
+        let closed = tokio::task::spawn_blocking(move || {
+            read_to_close(&mut connect(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n"))
+        })
+        .await
+        .unwrap();
+        let reply = closed.expect("the server closes a half-sent request");
+        assert!(!reply.contains("kelvin_ingest_events_total"), "{reply}");
+    }
+
+    /// Finding 12: connections are bounded. With room for one, a second client is served only
+    /// once the first (half-sent, so never finishing) has been disconnected.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_beyond_the_bound_wait_for_a_free_slot() {
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_millis(500),
+            max_connections: 1,
+            ..Default::default()
+        };
+        let (addr, _provider) = endpoint(limits).await;
+        tokio::task::spawn_blocking(move || {
+            let mut first = connect(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n");
+            // Served first: the server holds its one slot for it.
+            std::thread::sleep(Duration::from_millis(100));
+            let mut second = connect(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            let reply = read_to_close(&mut second).unwrap();
+            assert!(reply.contains("kelvin_ingest_events_total 1"), "{reply}");
+            // The second was answered, so the first had been closed already: its end of
+            // stream is there at once.
+            first.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            read_to_close(&mut first).expect("the first connection was closed before");
+        })
+        .await
+        .unwrap();
     }
 }

@@ -19,6 +19,8 @@ pub(crate) fn lead_score(s: &StoredScore) -> pb::LeadScore {
             contributions: Vec::new(),
             model_version: s.model_version,
             as_of: Some(timestamp(s.as_of_ms)),
+            grade: s.grade.clone(),
+            action: s.action.clone(),
         }),
         company_id: s.company_id.clone().unwrap_or_default(),
         update_time: Some(timestamp(s.update_time_ms)),
@@ -53,5 +55,8 @@ pub(crate) fn change(c: ScoreChangeRecord) -> pb::ScoreChange {
         total: points(c.total),
         cause: c.cause,
         time: Some(timestamp(c.time_ms)),
+        previous_grade: c.previous_grade,
+        grade: c.grade,
+        action: c.action,
     }
 }

@@ -779,9 +779,12 @@ impl Worker {
                     let score = state.score(&m.compiled, &lead, company, now);
                     let next_check =
                         state.next_band_change(&m.compiled, &lead, company, now, horizon_hours);
+                    let grade = score.grade.clone().unwrap_or_default();
+                    let action = score.action.clone().unwrap_or_default();
                     let changed = old.is_none_or(|o| {
                         o.total != score.total.0
                             || o.band != score.band
+                            || o.grade != grade
                             || o.model_version != m.version
                     });
                     if changed {
@@ -797,6 +800,9 @@ impl Worker {
                             model_version: m.version,
                             previous_band: old.map(|o| o.band.clone()).unwrap_or_default(),
                             band: score.band.clone(),
+                            previous_grade: old.map(|o| o.grade.clone()).unwrap_or_default(),
+                            grade: grade.clone(),
+                            action: action.clone(),
                             previous_total: old.map_or(0, |o| o.total),
                             total: score.total.0,
                             cause,
@@ -819,6 +825,8 @@ impl Worker {
                         engagement: score.engagement.0,
                         total: score.total.0,
                         band: score.band.clone(),
+                        grade,
+                        action,
                         disqualification: score.disqualified.map(|d| d.reason).unwrap_or_default(),
                         state: state.to_bytes(),
                         event_count: count,

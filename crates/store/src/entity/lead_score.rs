@@ -24,6 +24,10 @@ pub struct Model {
     pub as_of: i64,
     pub next_check: Option<i64>,
     pub update_time: i64,
+    /// Fit × engagement cell (matrix models), empty otherwise.
+    pub grade: String,
+    /// What the band stands for ("sales call within 24 business hours").
+    pub action: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

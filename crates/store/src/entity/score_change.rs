@@ -18,6 +18,11 @@ pub struct Model {
     pub cause: i32,
     pub band_changed: bool,
     pub time: i64,
+    /// Fit × engagement cell (matrix models), empty otherwise.
+    pub grade: String,
+    pub previous_grade: String,
+    /// The action of the new band.
+    pub action: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
