@@ -263,6 +263,9 @@ async fn every_subcommand_against_a_running_server() {
     assert!(!history.as_array().unwrap().is_empty());
     let rescore = ctl.json(&["scores", "rescore", "--tenant", "client-a"]);
     assert_eq!(rescore["model_id"], "default");
+    let bands = ctl.json(&["scores", "bands", "--tenant", "client-a"]);
+    let leads: i64 = bands.as_array().unwrap().iter().map(|b| b["leads"].as_i64().unwrap()).sum();
+    assert!(leads >= 1, "{bands}");
     // No scoring work failed: no dead letters, and retrying all of them retries none.
     let dead = ctl.json(&["scores", "dead-letters", "--tenant", "client-a"]);
     assert_eq!(dead, serde_json::json!([]));

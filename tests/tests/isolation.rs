@@ -767,6 +767,22 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        Case {
+            rpc: "GetBandCounts",
+            call: |app, token, t| {
+                Box::pin(async move {
+                    ok(scoring(app)
+                        .get_band_counts(authed(
+                            token,
+                            pb::GetBandCountsRequest {
+                                tenant_id: t.tenant.clone(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await)
+                })
+            },
+        },
         // Not addressed by resource: a tenant token may not create organizations at all, and
         // the list shows its own organization only (checked below).
         Case {

@@ -72,6 +72,7 @@ pub const PERMISSIONS: &[Permission] = &[
     Permission { method: "/kelvin.v1.ScoringService/WatchScoreChanges", roles: READERS },
     Permission { method: "/kelvin.v1.ScoringService/GetRescoreStatus", roles: READERS },
     Permission { method: "/kelvin.v1.ScoringService/ListDeadLetters", roles: READERS },
+    Permission { method: "/kelvin.v1.ScoringService/GetBandCounts", roles: READERS },
     // Retrying failed work changes what is scored: the model's authors decide.
     Permission { method: "/kelvin.v1.ScoringService/RetryDeadLetters", roles: AUTHORS },
 ];

@@ -187,6 +187,44 @@ async fn scores_cmd(k: &Kelvin, cmd: ScoreCmd, format: Format) -> Result<()> {
             let rows: Vec<Value> = reply.changes.into_iter().map(res::score_change).collect();
             output::print(format, &Value::Array(rows), SCORE_CHANGE_COLUMNS)
         }
+        ScoreCmd::Bands { tenant, model, at } => {
+            let as_of = match at {
+                Some(text) => {
+                    let t = time::OffsetDateTime::parse(
+                        &text,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .with_context(|| format!("--at {text:?} is not an RFC 3339 time"))?;
+                    Some(timestamp(i64::try_from(t.unix_timestamp_nanos() / 1_000_000)?))
+                }
+                None => None,
+            };
+            let reply = k
+                .scoring()
+                .get_band_counts(k.req(pb::GetBandCountsRequest {
+                    tenant_id: tenant,
+                    model_id: model,
+                    as_of,
+                })?)
+                .await?
+                .into_inner();
+            let total = reply.total_leads.max(1) as f64;
+            let rows: Vec<Value> = reply
+                .counts
+                .into_iter()
+                .map(|c| {
+                    json!({
+                        "band": c.band, "grade": c.grade, "leads": c.leads,
+                        "share": format!("{:.1} %", 100.0 * c.leads as f64 / total),
+                    })
+                })
+                .collect();
+            output::print(
+                format,
+                &Value::Array(rows),
+                &[("BAND", "band"), ("GRADE", "grade"), ("LEADS", "leads"), ("SHARE", "share")],
+            )
+        }
         ScoreCmd::DeadLetters { tenant } => {
             let mut rows = Vec::new();
             let mut page_token = String::new();

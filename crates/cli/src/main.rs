@@ -314,6 +314,15 @@ pub enum ScoreCmd {
         #[arg(long, default_value = "")]
         model: String,
     },
+    /// Leads per band (and grade) now, or as of a past time (`--at 2026-11-01T00:00:00Z`).
+    Bands {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "")]
+        model: String,
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// Scoring work that failed too often (dead letters), with the last error.
     #[command(alias = "failures")]
     DeadLetters {

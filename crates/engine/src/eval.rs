@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::condition::Ctx;
 use crate::fixed::{Points, Q40_ONE, div_round_half_even, hour_of};
 use crate::input::{Company, Event, Lead, Timestamp};
-use crate::model::{CBands, CEngagement, CFit, CompiledModel, DISQUALIFIED, pick};
-use crate::spec::Aggregate;
+use crate::model::{CBands, CEngagement, CFit, CWindow, CompiledModel, DISQUALIFIED, pick};
+use crate::spec::{Aggregate, WindowKind};
 
 /// Why a contribution is in the explanation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,8 @@ pub enum ContributionKind {
     Weighting,
     /// Adjustment of the total to `combination.total` bounds (`bound:total`).
     TotalBound,
+    /// The points of a matching exclusion (rule id: the exclusion's), after every bound.
+    Exclusion,
     /// A company fit rule matched.
     CompanyFit,
     /// Aggregate of the company's leads (`leads`).
@@ -59,6 +61,9 @@ pub struct Contribution {
     /// path ([`crate::LeadState::score`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
+    /// The weight (rule × group) the rule's points were multiplied by, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<Points>,
 }
 
 /// Why a lead is disqualified.
@@ -117,7 +122,90 @@ pub struct CompanyScore {
 pub(crate) enum Selection {
     All,
     First,
-    Windows(Vec<i64>),
+    /// Window awards: the inclusive hour ranges of the events each award counted.
+    Ranges(Vec<(i32, i32)>),
+}
+
+impl Selection {
+    /// Whether a matching event at `hour` is named by the selection (for `All` and `First`,
+    /// the caller decides).
+    pub(crate) fn covers(ranges: &[(i32, i32)], hour: i32) -> bool {
+        ranges.iter().any(|&(a, b)| a <= hour && hour <= b)
+    }
+}
+
+/// Window awards of a rule (see `WindowKind`): `(hour, 1)` awards and the hour range of the
+/// events behind each, from the matching events' hourly counts (increasing hours, at or before
+/// `as_of_hour`). Only these counts are read, so the result does not depend on the order events
+/// arrived in, and the incremental state gives exactly what a full evaluation gives.
+fn window_awards(
+    w: CWindow,
+    buckets: &[(i32, u64)],
+    as_of_hour: i32,
+) -> (Vec<(i32, u64)>, Vec<(i32, i32)>) {
+    let need = u64::from(w.count);
+    let mut awards = Vec::new();
+    let mut ranges = Vec::new();
+    match w.kind {
+        WindowKind::Tumbling => {
+            let mut current: Option<(i64, u64)> = None;
+            for &(hour, count) in buckets {
+                let idx = i64::from(hour).div_euclid(w.hours);
+                let seen = match current {
+                    Some((i, c)) if i == idx => c,
+                    _ => 0,
+                };
+                let now = seen.saturating_add(count);
+                if seen < need && now >= need {
+                    awards.push((hour, 1));
+                    let start = idx.saturating_mul(w.hours);
+                    let end = start.saturating_add(w.hours - 1);
+                    ranges.push((clamp_hour(start), clamp_hour(end)));
+                }
+                current = Some((idx, now));
+            }
+        }
+        WindowKind::Sliding => {
+            // Events not used by an award yet, within `hours` of the newest: (hour, count).
+            let mut open: std::collections::VecDeque<(i32, u64)> = Default::default();
+            let mut total: u64 = 0;
+            for &(hour, count) in buckets {
+                while let Some(&(h, c)) = open.front() {
+                    if i64::from(hour) - i64::from(h) >= w.hours {
+                        open.pop_front();
+                        total -= c;
+                    } else {
+                        break;
+                    }
+                }
+                open.push_back((hour, count));
+                total = total.saturating_add(count);
+                if total >= need {
+                    awards.push((hour, 1));
+                    ranges.push((open.front().map_or(hour, |&(h, _)| h), hour));
+                    open.clear();
+                    total = 0;
+                }
+            }
+        }
+        WindowKind::Rolling => {
+            let from = i64::from(as_of_hour) - w.hours;
+            let recent: u64 = buckets
+                .iter()
+                .filter(|&&(h, _)| i64::from(h) > from)
+                .map(|&(_, c)| c)
+                .fold(0, u64::saturating_add);
+            if recent >= need {
+                awards.push((as_of_hour, 1));
+                ranges.push((clamp_hour(from + 1), as_of_hour));
+            }
+        }
+    }
+    (awards, ranges)
+}
+
+fn clamp_hour(h: i64) -> i32 {
+    h.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
 pub(crate) struct RuleOutcome {
@@ -139,34 +227,19 @@ pub(crate) fn engagement_rule(
     as_of_hour: i32,
 ) -> RuleOutcome {
     // 1. Awards: (hour, count).
-    let mut windowed: Vec<(i32, u64)> = Vec::new();
-    let mut windows = Vec::new();
-    if let Some(w) = rule.window {
-        let mut current: Option<(i64, u64)> = None;
-        for &(hour, count) in buckets {
-            let idx = i64::from(hour).div_euclid(w.hours);
-            let seen = match current {
-                Some((i, c)) if i == idx => c,
-                _ => 0,
-            };
-            let now = seen.saturating_add(count);
-            if seen < u64::from(w.count) && now >= u64::from(w.count) {
-                windowed.push((hour, 1));
-                windows.push(idx);
-            }
-            current = Some((idx, now));
-        }
-    }
+    let (windowed, mut ranges) = match rule.window {
+        Some(w) => window_awards(w, buckets, as_of_hour),
+        None => (Vec::new(), Vec::new()),
+    };
     let all: &[(i32, u64)] = if rule.window.is_some() { &windowed } else { buckets };
     let first: Option<(i32, u64)>;
     let (awards, selection): (&[(i32, u64)], Selection) = if rule.once {
-        windows.truncate(1);
+        ranges.truncate(1);
         first = all.first().map(|&(hour, _)| (hour, 1));
-        let sel =
-            if rule.window.is_some() { Selection::Windows(windows) } else { Selection::First };
+        let sel = if rule.window.is_some() { Selection::Ranges(ranges) } else { Selection::First };
         (first.as_slice(), sel)
     } else if rule.window.is_some() {
-        (all, Selection::Windows(windows))
+        (all, Selection::Ranges(ranges))
     } else {
         (all, Selection::All)
     };
@@ -234,6 +307,7 @@ fn fit_lines(
                 points: Points(r.points),
                 engagement: None,
                 events: Vec::new(),
+                weight: r.weight.map(Points),
             });
         }
     }
@@ -247,6 +321,7 @@ fn adjustment(id: &str, kind: ContributionKind, delta: i64) -> Option<Contributi
         points: Points(delta),
         engagement: None,
         events: Vec::new(),
+        weight: None,
     })
 }
 
@@ -436,16 +511,11 @@ impl CompiledModel {
             let ids: Vec<String> = match &outcome.selection {
                 Selection::All => matched.iter().map(id).collect(),
                 Selection::First => matched.first().map(id).into_iter().collect(),
-                Selection::Windows(ws) => {
-                    let hours = rule.window.map_or(1, |w| w.hours);
-                    matched
-                        .iter()
-                        .filter(|k| {
-                            ws.contains(&i64::from(hour_of(items[**k].time_ms)).div_euclid(hours))
-                        })
-                        .map(id)
-                        .collect()
-                }
+                Selection::Ranges(rs) => matched
+                    .iter()
+                    .filter(|k| Selection::covers(rs, hour_of(items[**k].time_ms)))
+                    .map(id)
+                    .collect(),
             };
             lines.push((outcome, ids));
         }
@@ -482,6 +552,7 @@ impl CompiledModel {
                 points: Points(outcome.points),
                 engagement: Some(outcome.detail),
                 events: ids,
+                weight: rule.weight.map(Points),
             });
         }
         let Combined { engagement, plain, combined, total } = self.combine(fit, eng_raw);
@@ -497,11 +568,27 @@ impl CompiledModel {
             total - combined,
         ));
 
-        let disqualified = self
-            .exclusions
-            .iter()
-            .find(|x| x.cond.eval(&ctx))
-            .map(|x| Disqualification { rule_id: x.id.clone(), reason: x.reason.clone() });
+        // Every matching exclusion disqualifies (the first names the reason) and counts its
+        // points, if it has any, after the bounds: a spreadsheet's −1000 stays −1000.
+        let mut disqualified = None;
+        let mut total = total;
+        for x in self.exclusions.iter().filter(|x| x.cond.eval(&ctx)) {
+            disqualified.get_or_insert_with(|| Disqualification {
+                rule_id: x.id.clone(),
+                reason: x.reason.clone(),
+            });
+            if x.points != 0 {
+                total = total.saturating_add(x.points);
+                contributions.push(Contribution {
+                    rule_id: x.id.clone(),
+                    kind: ContributionKind::Exclusion,
+                    points: Points(x.points),
+                    engagement: None,
+                    events: Vec::new(),
+                    weight: x.weight.map(Points),
+                });
+            }
+        }
         let picked = self.pick_band(fit, engagement, total);
         let (mut band, mut action, grade) = (
             picked.label.to_owned(),
@@ -601,14 +688,11 @@ mod tests {
                 Selection::First => {
                     matched.first().map(|(_, e)| e.id.clone()).into_iter().collect()
                 }
-                Selection::Windows(ws) => {
-                    let hours = rule.window.map_or(1, |w| w.hours);
-                    matched
-                        .iter()
-                        .filter(|(h, _)| ws.contains(&i64::from(*h).div_euclid(hours)))
-                        .map(|(_, e)| e.id.clone())
-                        .collect()
-                }
+                Selection::Ranges(rs) => matched
+                    .iter()
+                    .filter(|(h, _)| Selection::covers(rs, *h))
+                    .map(|(_, e)| e.id.clone())
+                    .collect(),
             };
             lines.push((outcome, ids));
         }

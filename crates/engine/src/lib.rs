@@ -53,7 +53,7 @@ pub use serde_json::Value;
 pub use spec::{
     Aggregate, Bands, Bounds, Cap, Combination, CompanySpec, Condition, DecayKind, DecaySpec,
     EngagementRule, Exclusion, FitRule, Grade, LeadsAggregate, MAX_MODEL_BYTES, Matrix, Method,
-    ModelSpec, ParseError, Threshold, Weights, WindowSpec,
+    ModelSpec, ParseError, RuleGroup, Threshold, Weights, WindowKind, WindowSpec,
 };
 pub use state::{LeadState, StateError};
 

@@ -36,8 +36,11 @@ pub const DISQUALIFIED: &str = "disqualified";
 #[derive(Debug, Clone)]
 pub(crate) struct CFit {
     pub id: String,
+    /// Points after the rule's weight.
     pub points: i64,
     pub cond: Cond,
+    /// The weight applied (rule × group), in thousandths, for the explanation.
+    pub weight: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +48,9 @@ pub(crate) struct CExclusion {
     pub id: String,
     pub reason: String,
     pub cond: Cond,
+    /// Milli-points added to the total when it matches (0: none), after the weight.
+    pub points: i64,
+    pub weight: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +63,7 @@ pub(crate) struct CCap {
 pub(crate) struct CWindow {
     pub count: u32,
     pub hours: i64,
+    pub kind: crate::spec::WindowKind,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +75,8 @@ pub(crate) struct CEngagement {
     pub window: Option<CWindow>,
     pub decay: Decay,
     pub once: bool,
+    /// The weight applied to `points` (rule × group), in thousandths.
+    pub weight: Option<i64>,
     /// Set when `cond` can only hold for some event types (see [`CompiledModel::event_types`]).
     pub types: Option<TypeFilter>,
 }
@@ -211,6 +220,20 @@ fn index_event_types(rules: &mut [CEngagement]) -> Vec<String> {
 struct Compiler {
     errors: Vec<ValidationError>,
     ids: BTreeMap<String, String>,
+    /// Weights of `groups`, in thousandths.
+    groups: BTreeMap<String, i64>,
+}
+
+/// Largest weight of a rule or group.
+const MAX_WEIGHT: f64 = 1000.0;
+
+/// `points` (milli) times `weight` (thousandths), rounded half to even.
+fn weighted(points: i64, weight: Option<i64>) -> i64 {
+    match weight {
+        None => points,
+        Some(w) => crate::fixed::div_round_half_even(i128::from(points) * i128::from(w), 1000)
+            .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+    }
 }
 
 fn collect<T>(items: impl Iterator<Item = Option<T>>) -> Option<Vec<T>> {
@@ -241,6 +264,11 @@ impl Compiler {
                 return None;
             }
         }
+        for (name, g) in &spec.groups {
+            if let Some(w) = self.weight_value(g.weight, &format!("groups.{name}.weight")) {
+                self.groups.insert(name.clone(), w);
+            }
+        }
         let default_decay = match &spec.decay {
             Some(d) => self.decay(d, "decay"),
             None => Some(Decay::None),
@@ -254,13 +282,23 @@ impl Compiler {
             if r.reason.trim().is_empty() {
                 self.err(format!("{path}.reason"), "must not be empty");
             }
+            let weight = self.rule_weight(r.weight, r.group.as_deref(), &path)?;
+            let points = match r.points {
+                Some(p) => weighted(self.points(p, &format!("{path}.points"), true)?, weight),
+                None => 0,
+            };
             let cond = self.attr_condition(&r.when, &format!("{path}.when"), false)?;
-            Some(CExclusion { id: r.id.clone(), reason: r.reason.clone(), cond })
+            Some(CExclusion { id: r.id.clone(), reason: r.reason.clone(), cond, points, weight })
         }));
         let engagement = collect(spec.engagement.iter().enumerate().map(|(i, r)| {
             let path = format!("engagement[{i}]");
             self.id(&r.id, &path);
-            let points = self.points(r.points, &format!("{path}.points"), true);
+            let weight = self.rule_weight(r.weight, r.group.as_deref(), &path);
+            let points = self
+                .points(r.points, &format!("{path}.points"), true)
+                .zip(weight)
+                .map(|(p, w)| weighted(p, w));
+            let weight = weight.flatten();
             let mut reads = Reads::default();
             let cond = condition::compile(
                 &r.when,
@@ -313,7 +351,9 @@ impl Compiler {
                     }
                     let hours = self.duration(&w.within, &format!("{path}.window.within"));
                     match hours {
-                        Some(h) if count_ok => Some(Some(CWindow { count: w.count, hours: h })),
+                        Some(h) if count_ok => {
+                            Some(Some(CWindow { count: w.count, hours: h, kind: w.kind }))
+                        }
                         _ => None,
                     }
                 }
@@ -331,6 +371,7 @@ impl Compiler {
                 decay: decay?,
                 once: r.once,
                 types: None,
+                weight,
             })
         }));
         let c = &spec.combination;
@@ -459,9 +500,57 @@ impl Compiler {
 
     fn fit_rule(&mut self, r: &FitRule, path: &str, company_only: bool) -> Option<CFit> {
         self.id(&r.id, path);
+        let weight = self.rule_weight(r.weight, r.group.as_deref(), path)?;
         let points = self.points(r.points, &format!("{path}.points"), true);
         let cond = self.attr_condition(&r.when, &format!("{path}.when"), company_only);
-        Some(CFit { id: r.id.clone(), points: points?, cond: cond? })
+        Some(CFit { id: r.id.clone(), points: weighted(points?, weight), cond: cond?, weight })
+    }
+
+    /// A weight: positive, at most `MAX_WEIGHT`, at most 3 decimals; in thousandths.
+    fn weight_value(&mut self, w: f64, path: &str) -> Option<i64> {
+        if !(w > 0.0 && w <= MAX_WEIGHT) {
+            self.err(path, format!("a weight is above 0 and at most {MAX_WEIGHT}"));
+            return None;
+        }
+        match crate::fixed::to_milli(w) {
+            Ok(m) if m > 0 => Some(m),
+            Ok(_) => {
+                self.err(path, "a weight is above 0");
+                None
+            }
+            Err(e) => {
+                self.err(path, e);
+                None
+            }
+        }
+    }
+
+    /// The weight of a rule at `path`: its own `weight` times its `group`'s, in thousandths
+    /// (`Some(None)`: unweighted; `None`: an error was recorded).
+    fn rule_weight(
+        &mut self,
+        own: Option<f64>,
+        group: Option<&str>,
+        path: &str,
+    ) -> Option<Option<i64>> {
+        let own = match own {
+            Some(w) => Some(self.weight_value(w, &format!("{path}.weight"))?),
+            None => None,
+        };
+        let group = match group {
+            Some(name) => match self.groups.get(name) {
+                Some(w) => Some(*w),
+                None => {
+                    self.err(format!("{path}.group"), format!("no group `{name}` in `groups`"));
+                    return None;
+                }
+            },
+            None => None,
+        };
+        Some(match (own, group) {
+            (Some(a), Some(b)) => Some(weighted(a, Some(b)).max(1)),
+            (a, b) => a.or(b),
+        })
     }
 
     /// A condition on attributes only (fit rules, exclusions, company rules).

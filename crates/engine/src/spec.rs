@@ -45,6 +45,20 @@ pub struct ModelSpec {
     /// Company (account) scoring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company: Option<CompanySpec>,
+    /// Named groups of rules with a weight each (a rule joins one with `group`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub groups: std::collections::BTreeMap<String, RuleGroup>,
+}
+
+/// A group of rules weighted together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleGroup {
+    /// Multiplies the points of every rule of the group.
+    pub weight: f64,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// A condition: exactly one of `all`, `any`, `not`, or a test (`field` + `op` [+ `value`]).
@@ -84,6 +98,12 @@ pub struct FitRule {
     pub when: Condition,
     /// Points, positive or negative, at most 3 decimals.
     pub points: f64,
+    /// Multiplies the rule's points (seed 004's weighted criteria): `2` doubles them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// A group of `groups` whose weight also multiplies the points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// A disqualifier.
@@ -96,6 +116,16 @@ pub struct Exclusion {
     pub reason: String,
     /// Condition on `lead.*` / `company.*` fields.
     pub when: Condition,
+    /// Points the exclusion also counts in the total (seed 004's "email does not exist:
+    /// −1000"), after every bound: the lead is disqualified and ranks below the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<f64>,
+    /// Multiplies the rule's points (seed 004's weighted criteria): `2` doubles them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// A group of `groups` whose weight also multiplies the points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// Points per matching event.
@@ -123,6 +153,12 @@ pub struct EngagementRule {
     /// Award at most once per lead (the earliest award counts).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub once: bool,
+    /// Multiplies the points of each award (a cap bounds the weighted points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// A group of `groups` whose weight also multiplies the points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// At most `points` (in magnitude) from one rule, in total or per period.
@@ -142,8 +178,35 @@ pub struct Cap {
 pub struct WindowSpec {
     /// Minimum number of matching events in one window (>= 2).
     pub count: u32,
-    /// Window length (`"72h"`), whole hours; windows are tumbling and aligned to the Unix epoch.
+    /// Window length (`"72h"`), whole hours.
     pub within: String,
+    /// How windows are drawn (default `sliding`); see `docs/model-format.md`.
+    #[serde(default, skip_serializing_if = "WindowKind::is_sliding")]
+    pub kind: WindowKind,
+}
+
+/// How a frequency window is drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    /// "At least `count` matching events within any `within` hours": an award, dated at the
+    /// event that completes it, each time `count` events not already used by an award fall
+    /// within `within` hours.
+    #[default]
+    Sliding,
+    /// Epoch-aligned blocks of `within` hours, one award per block that holds `count` events
+    /// (the meaning of `window` before sliding windows; kept for stored models).
+    Tumbling,
+    /// "At least `count` matching events in the last `within` hours": one award, dated at
+    /// `as_of`, that holds only while the last `within` hours before `as_of` hold `count`
+    /// events (HubSpot's "in the last X days").
+    Rolling,
+}
+
+impl WindowKind {
+    fn is_sliding(&self) -> bool {
+        *self == Self::Sliding
+    }
 }
 
 /// Kind of time decay.

@@ -7,6 +7,7 @@ use crate::eval::{EngagementLines, Score, engagement_rule};
 use crate::fixed::hour_of;
 use crate::input::{Company, Event, Lead, Timestamp};
 use crate::model::CompiledModel;
+use crate::spec::WindowKind;
 
 const COUNT_BITS: u32 = 20;
 const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
@@ -131,9 +132,12 @@ impl LeadState {
     }
 
     /// Drops what can no longer give points at any `as_of` at or after `not_before`: entries
-    /// whose decay weight is exactly zero from then on (for a window rule, judged at the last
-    /// hour of the entry's window, so whole windows go together). Rules with `once` and rules
-    /// without decay keep everything. Returns the number of entries dropped.
+    /// whose decay weight is exactly zero from then on (for a tumbling window rule, judged at
+    /// the last hour of the entry's window, so whole windows go together), and entries of a
+    /// rolling window rule older than its window at `not_before`. Rules with `once`, rules
+    /// without decay and sliding window rules keep everything (a sliding window's awards depend
+    /// on every earlier event, including late ones that may still arrive). Returns the number
+    /// of entries dropped.
     ///
     /// Afterwards, for every `as_of >= not_before`, points (every rule's, fit, engagement,
     /// total, band) are still exactly those of the full evaluation; only the explanation
@@ -150,6 +154,11 @@ impl LeadState {
                 return true;
             }
             let last = match r.window {
+                Some(w) if w.kind == WindowKind::Sliding => return true,
+                Some(w) if w.kind == WindowKind::Rolling => {
+                    // Counted only while within the last `hours` before `as_of`.
+                    return i64::from(hour) > horizon - w.hours;
+                }
                 Some(w) => (i64::from(hour).div_euclid(w.hours) + 1) * w.hours - 1,
                 None => i64::from(hour),
             };

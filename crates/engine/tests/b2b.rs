@@ -299,3 +299,39 @@ fn company_score_aggregates_its_best_lead() {
     assert_eq!(sum, c.total.milli());
     assert!(c.contributions.iter().any(|x| x.kind == ContributionKind::Leads));
 }
+
+/// Issue 15 (seed 000, "visits in the last 72 hours"): three views at 23:01, 00:01 and 01:01
+/// straddle what used to be a 72 h block boundary; the sliding window counts them.
+#[test]
+fn a_burst_across_midnight_and_any_block_boundary_counts() {
+    let m = model();
+    let lead = Lead::default();
+    // Hour 493056 = 6848 × 72 starts an epoch-aligned 72 h block.
+    let boundary = 6848 * 72;
+    let t = |hour: i64, minute: i64| hour * HOUR_MS + minute * 60_000;
+    let events = [
+        page("a", "/", t(boundary - 1, 1)),
+        page("b", "/", t(boundary, 1)),
+        page("c", "/", t(boundary + 1, 1)),
+    ];
+    let as_of = t(boundary + 1, 30);
+    let s = m.score(&lead, None, &events, as_of);
+    assert_eq!(line(&s, "visit_burst"), Some(Points::from_whole(15)));
+    let burst = s.contributions.iter().find(|c| c.rule_id == "visit_burst").expect("burst line");
+    assert_eq!(burst.events, ["a", "b", "c"]);
+    let state = LeadState::from_events(&m, &events).score(&m, &lead, None, as_of);
+    assert_eq!(state.total, s.total);
+}
+
+/// Visits on three consecutive days are three views within 72 hours: one burst (+15), where the
+/// epoch-aligned blocks could give nothing.
+#[test]
+fn views_on_three_consecutive_days_make_one_burst() {
+    let m = model();
+    let lead = Lead::default();
+    let events =
+        [page("a", "/", at(2, 0)), page("b", "/", at(1, 0)), page("c", "/", AS_OF - 60_000)];
+    let s = m.score(&lead, None, &events, AS_OF);
+    // Dated at the third view (age 0): 15.
+    assert_eq!(line(&s, "visit_burst"), Some(Points::from_whole(15)));
+}

@@ -3,7 +3,8 @@
 
 use kelvin_engine::{
     Bands, Bounds, Cap, CompiledModel, Condition, DecayKind, DecaySpec, EngagementRule, Event,
-    FitRule, HOUR_MS, Lead, LeadState, Method, ModelSpec, Score, Threshold, Weights, WindowSpec,
+    FitRule, HOUR_MS, Lead, LeadState, Method, ModelSpec, Score, Threshold, Weights, WindowKind,
+    WindowSpec,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -68,20 +69,42 @@ fn engagement_rule(i: usize) -> impl Strategy<Value = EngagementRule> {
         event_condition(),
         points(),
         prop::option::of((1i64..60_000, prop::option::of(duration()))),
-        prop::option::of((2u32..5, duration())),
+        prop::option::of((2u32..5, duration(), 0u8..3)),
         prop::option::of(decay()),
-        prop::bool::weighted(0.2),
+        (
+            prop::bool::weighted(0.2),
+            prop::option::of(prop::sample::select(vec![0.5, 1.5, 2.0, 0.333])),
+        ),
     )
-        .prop_map(move |(when, points, cap, window, decay, once)| EngagementRule {
+        .prop_map(move |(when, points, cap, window, decay, (once, weight))| EngagementRule {
             id: format!("e{i}"),
             description: None,
             when,
             points,
             cap: cap.map(|(m, per)| Cap { points: m as f64 / 1000.0, per }),
-            window: window.map(|(count, within)| WindowSpec { count, within }),
+            window: window.map(|(count, within, kind)| WindowSpec {
+                count,
+                within,
+                kind: [WindowKind::Sliding, WindowKind::Tumbling, WindowKind::Rolling]
+                    [usize::from(kind)],
+            }),
             decay,
             once,
+            weight,
+            group: None,
         })
+}
+
+/// A rule's points per award after its weight, as the docs say: milli-points times the weight
+/// in thousandths, rounded half to even to a milli-point.
+fn weighted_points(rule: &EngagementRule) -> f64 {
+    let p = (rule.points * 1000.0).round() as i128;
+    let Some(w) = rule.weight else { return p as f64 / 1000.0 };
+    let w = (w * 1000.0).round() as i128;
+    let n = p * w;
+    let (q, r) = (n.div_euclid(1000), n.rem_euclid(1000));
+    let q = if r > 500 || (r == 500 && q % 2 != 0) { q + 1 } else { q };
+    q as f64 / 1000.0
 }
 
 fn bounds() -> impl Strategy<Value = Option<Bounds>> {
@@ -112,9 +135,12 @@ fn model() -> impl Strategy<Value = CompiledModel> {
                         description: None,
                         when: leaf("lead.tier", "gte", json!(i)),
                         points: *p as f64,
+                        weight: None,
+                        group: None,
                     })
                     .collect(),
                 exclusions: Vec::new(),
+                groups: Default::default(),
                 engagement,
                 combination: kelvin_engine::Combination {
                     fit: fb,
@@ -228,7 +254,7 @@ fn oracle(
     hours.sort_unstable();
     let mut awards: Vec<i64> = match &rule.window {
         None => hours,
-        Some(w) => {
+        Some(w) if w.kind == WindowKind::Tumbling => {
             let len = kelvin_engine::parse_duration_hours(&w.within).unwrap_or(1);
             let mut out = Vec::new();
             let mut i = 0;
@@ -242,6 +268,34 @@ fn oracle(
                 i += in_window.len();
             }
             out
+        }
+        // Sliding, read from the docs: go through the events in time order; an award each time
+        // `count` events not used by an earlier award lie within `within` hours (the newest
+        // minus the oldest < within); the award is dated at the newest, every event of its
+        // hour is used with it.
+        Some(w) if w.kind == WindowKind::Sliding => {
+            let len = kelvin_engine::parse_duration_hours(&w.within).unwrap_or(1);
+            let mut out = Vec::new();
+            let mut open: Vec<i64> = Vec::new();
+            let mut i = 0;
+            while i < hours.len() {
+                let h = hours[i];
+                let same = hours[i..].iter().take_while(|x| **x == h).count();
+                open.retain(|o| h - o < len);
+                open.extend(std::iter::repeat_n(h, same));
+                if open.len() >= w.count as usize {
+                    out.push(h);
+                    open.clear();
+                }
+                i += same;
+            }
+            out
+        }
+        // Rolling: one award at `as_of` while the last `within` hours hold `count` events.
+        Some(w) => {
+            let len = kelvin_engine::parse_duration_hours(&w.within).unwrap_or(1);
+            let recent = hours.iter().filter(|h| **h > as_of_hour - len).count();
+            if recent >= w.count as usize { vec![as_of_hour] } else { Vec::new() }
         }
     };
     if rule.once {
@@ -271,7 +325,7 @@ fn oracle(
     let mut groups: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
     for h in &awards {
         let key = per.map_or(0, |p| h.div_euclid(p));
-        *groups.entry(key).or_default() += rule.points * factor(as_of_hour - h);
+        *groups.entry(key).or_default() += weighted_points(rule) * factor(as_of_hour - h);
     }
     let total = groups
         .values()
@@ -291,6 +345,7 @@ fn single_rule_model() -> impl Strategy<Value = (ModelSpec, EngagementRule)> {
             decay,
             fit: Vec::new(),
             exclusions: Vec::new(),
+            groups: Default::default(),
             engagement: vec![rule.clone()],
             combination: kelvin_engine::Combination::default(),
             bands: Bands::Thresholds(vec![Threshold {
@@ -324,7 +379,7 @@ proptest! {
             Some(c) => {
                 let detail = c.engagement.as_ref().expect("detail");
                 prop_assert_eq!(detail.awards, awards);
-                let raw = (rule.points * 1000.0).round() as i64 * awards as i64;
+                let raw = (weighted_points(&rule) * 1000.0).round() as i64 * awards as i64;
                 prop_assert_eq!(detail.raw.milli(), raw);
                 // Rounding to a milli-point per cap group, and the half-life fraction
                 // quantised to 1/65536 (relative error < 1.1e-5).
@@ -415,7 +470,7 @@ fn pruning_keeps_the_first_award_of_a_once_rule() {
 #[test]
 fn pruning_drops_whole_windows_only() {
     let m = yaml_model(
-        "  - id: burst\n    when: { field: event.type, op: eq, value: page_view }\n    points: 10\n    window: { count: 2, within: 10h }\n    decay: { type: expire, duration: 5h }\n",
+        "  - id: burst\n    when: { field: event.type, op: eq, value: page_view }\n    points: 10\n    window: { count: 2, within: 10h, kind: tumbling }\n    decay: { type: expire, duration: 5h }\n",
     );
     // Window [0, 10) holds views at hours 1 and 8: the award is dated at hour 8.
     let events = [at_hour("a", 1), at_hour("b", 8), at_hour("c", 21), at_hour("d", 22)];
@@ -431,4 +486,27 @@ fn pruning_drops_whole_windows_only() {
     assert_eq!(state.len(), 2);
     let s = state.score(&m, &Lead::default(), None, 22 * HOUR_MS);
     assert_eq!(s.engagement.milli(), 10_000);
+}
+
+#[test]
+fn sliding_windows_are_never_pruned_and_rolling_ones_forget_what_left_the_window() {
+    let sliding = yaml_model(
+        "  - id: burst\n    when: { field: event.type, op: eq, value: page_view }\n    points: 10\n    window: { count: 2, within: 10h }\n    decay: { type: expire, duration: 5h }\n",
+    );
+    let events = [at_hour("a", 1), at_hour("b", 8), at_hour("c", 21), at_hour("d", 22)];
+    let mut state = LeadState::from_events(&sliding, &events);
+    // A late old event could still pair with kept ones: a sliding window keeps everything.
+    assert_eq!(state.prune(&sliding, 1000 * HOUR_MS), 0);
+    let rolling = yaml_model(
+        "  - id: recent\n    when: { field: event.type, op: eq, value: page_view }\n    points: 10\n    window: { count: 2, within: 10h, kind: rolling }\n",
+    );
+    let mut state = LeadState::from_events(&rolling, &events);
+    // At horizon 25 the window is hours 16..=25: the views at 1 and 8 can never count again.
+    assert_eq!(state.prune(&rolling, 25 * HOUR_MS), 2);
+    let full = rolling.score(&Lead::default(), None, &events, 25 * HOUR_MS);
+    assert_eq!(full.engagement.milli(), 10_000);
+    assert_eq!(state.score(&rolling, &Lead::default(), None, 25 * HOUR_MS), without_events(full));
+    // At hour 32 only the view at 22 is within the last 10 hours: the points are gone.
+    let later = rolling.score(&Lead::default(), None, &events, 32 * HOUR_MS);
+    assert_eq!(later.engagement.milli(), 0);
 }

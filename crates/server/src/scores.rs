@@ -56,17 +56,18 @@ pub fn score_pb(score: kelvin_engine::Score, version: i64, as_of_ms: i64) -> pb:
                 rule_id: c.rule_id,
                 points: c.points.as_f64(),
                 event_ids: c.events,
-                detail: c
-                    .engagement
-                    .map(|e| {
+                detail: {
+                    let engagement = c.engagement.map(|e| {
                         format!(
                             "{} award(s): {} raw, {} after decay",
                             e.awards,
                             e.raw.as_f64(),
                             e.decayed.as_f64()
                         )
-                    })
-                    .unwrap_or_default(),
+                    });
+                    let weight = c.weight.map(|w| format!("weight ×{}", w.as_f64()));
+                    [engagement, weight].into_iter().flatten().collect::<Vec<_>>().join("; ")
+                },
             })
             .collect(),
         model_version: version,

@@ -9,6 +9,7 @@ mod m0004_scoring;
 mod m0005_trace_context;
 mod m0006_dead_letters;
 mod m0007_grade_action;
+mod m0008_tumbling_windows;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_trace_context::Migration),
             Box::new(m0006_dead_letters::Migration),
             Box::new(m0007_grade_action::Migration),
+            Box::new(m0008_tumbling_windows::Migration),
         ]
     }
 }

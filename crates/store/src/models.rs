@@ -132,7 +132,7 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
     out
 }
 
-fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -298,4 +298,79 @@ impl Access<'_> {
             rescored_leads,
         })
     }
+
+    /// Leads per (band, grade) under a model: now (its stored scores, read through the
+    /// `(tenant, model, band, grade)` index), or as of `at_ms` (each lead's last score change at
+    /// or before then: leads erased since are not counted). Returns the active version too.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.band_counts", otel.kind = "client"))]
+    pub async fn band_counts(
+        &self,
+        scope: &TenantScope,
+        model_id: &str,
+        at_ms: Option<i64>,
+    ) -> Result<(i64, Vec<(String, String, i64)>)> {
+        let m = model::Entity::find_by_id((scope.tenant_id().to_owned(), model_id.to_owned()))
+            .one(self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("model", model_id))?;
+        let rows: Vec<(String, String, i64)> = match at_ms {
+            None => {
+                lead_score::Entity::find()
+                    .filter(lead_score::Column::TenantId.eq(scope.tenant_id()))
+                    .filter(lead_score::Column::ModelId.eq(model_id))
+                    .select_only()
+                    .column(lead_score::Column::Band)
+                    .column(lead_score::Column::Grade)
+                    .column_as(lead_score::Column::LeadId.count(), "leads")
+                    .group_by(lead_score::Column::Band)
+                    .group_by(lead_score::Column::Grade)
+                    .into_tuple()
+                    .all(self.db)
+                    .await?
+            }
+            Some(at) => {
+                use sea_orm::{ConnectionTrait, Statement};
+                let backend = self.db.get_database_backend();
+                let p = |i: usize| {
+                    if backend == sea_orm::DbBackend::Postgres {
+                        format!("${i}")
+                    } else {
+                        "?".into()
+                    }
+                };
+                let text = format!(
+                    "SELECT c.band AS band, c.grade AS grade, COUNT(*) AS leads FROM score_changes c \
+                     JOIN (SELECT lead_id, MAX(change_no) AS last FROM score_changes \
+                           WHERE tenant_id = {} AND model_id = {} AND time <= {} GROUP BY lead_id) l \
+                       ON c.lead_id = l.lead_id AND c.change_no = l.last \
+                     WHERE c.tenant_id = {} AND c.model_id = {} GROUP BY c.band, c.grade",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5)
+                );
+                let values = vec![
+                    scope.tenant_id().into(),
+                    model_id.into(),
+                    at.into(),
+                    scope.tenant_id().into(),
+                    model_id.into(),
+                ];
+                self.db
+                    .query_all_raw(Statement::from_sql_and_values(backend, text, values))
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get::<String>("", "band")?,
+                            r.try_get::<String>("", "grade")?,
+                            r.try_get::<i64>("", "leads")?,
+                        ))
+                    })
+                    .collect::<Result<_>>()?
+            }
+        };
+        Ok((m.active_version, rows))
+    }
 }

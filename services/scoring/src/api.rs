@@ -426,6 +426,38 @@ impl ScoringService for ScoringApi {
         }))
     }
 
+    async fn get_band_counts(
+        &self,
+        request: Request<pb::GetBandCountsRequest>,
+    ) -> Reply<pb::GetBandCountsResponse> {
+        let ctx = call_context(&request)?;
+        let req = request.into_inner();
+        let model = model_or_default(&req.model_id);
+        let at = match req.as_of {
+            Some(t) => Some(
+                kelvin_proto::convert::millis(&t)
+                    .ok_or_else(|| ApiError::invalid("as_of", "is malformed"))?,
+            ),
+            None => None,
+        };
+        let access = self.runtime.store.access(&ctx.principal);
+        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
+        let (version, rows) =
+            access.band_counts(&scope, model, at).await.map_err(ApiError::from)?;
+        let mut counts: Vec<pb::BandCount> = rows
+            .into_iter()
+            .map(|(band, grade, leads)| pb::BandCount { band, grade, leads })
+            .collect();
+        counts.sort_by(|a, b| (&a.band, &a.grade).cmp(&(&b.band, &b.grade)));
+        let total_leads = counts.iter().map(|c| c.leads).sum();
+        Ok(Response::new(pb::GetBandCountsResponse {
+            model_id: model.to_owned(),
+            model_version: version,
+            counts,
+            total_leads,
+        }))
+    }
+
     async fn list_dead_letters(
         &self,
         request: Request<pb::ListDeadLettersRequest>,

@@ -10,6 +10,9 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum LeadScores {
     Table,
+    TenantId,
+    ModelId,
+    Band,
     Grade,
     Action,
 }
@@ -46,10 +49,28 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        // GetBandCounts: leads per band and grade of a model, read from the index alone.
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_lead_scores_bands")
+                    .table(LeadScores::Table)
+                    .col(LeadScores::TenantId)
+                    .col(LeadScores::ModelId)
+                    .col(LeadScores::Band)
+                    .col(LeadScores::Grade)
+                    .to_owned(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop().name("ix_lead_scores_bands").table(LeadScores::Table).to_owned(),
+            )
+            .await?;
         for col in [LeadScores::Grade, LeadScores::Action] {
             manager
                 .alter_table(Table::alter().table(LeadScores::Table).drop_column(col).to_owned())
