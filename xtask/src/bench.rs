@@ -1,4 +1,4 @@
-//! `cargo xtask bench [engine|ingest|rescore|tenants|memory]... [--smoke]`: benchmarks, not
+//! `cargo xtask bench [engine|ingest|rescore|tenants|memory|neighbours]... [--smoke]`: benchmarks, not
 //! tests. `cargo xtask test` runs only the load benches' smoke mode ([`load_smoke`]).
 //!
 //! The load benches (`kelvin-bench`, `benches/load`) run the release service binaries against
@@ -21,10 +21,10 @@ use crate::servers::Services;
 use crate::tools::{Apt, ensure_server_tools};
 
 /// Every bench, in the order `cargo xtask bench` runs them.
-const BENCHES: &[&str] = &["engine", "ingest", "rescore", "tenants", "memory"];
+const BENCHES: &[&str] = &["engine", "ingest", "rescore", "tenants", "memory", "neighbours"];
 
 /// The benches `kelvin-bench` runs against the service processes (each on a fresh database).
-const LOAD_BENCHES: &[&str] = &["ingest", "rescore", "tenants", "memory"];
+const LOAD_BENCHES: &[&str] = &["ingest", "rescore", "tenants", "memory", "neighbours"];
 
 pub fn bench(root: &Path, args: &[&str]) -> Result<ExitCode> {
     let started = std::time::Instant::now();
@@ -111,7 +111,8 @@ fn run_load(
 }
 
 /// Builds the services and `kelvin-bench` in release, starts PostgreSQL (fsync on) and Redis
-/// once, and runs each selected load bench on a database of its own.
+/// once, and runs each selected load bench on a database of its own. `kelvin-bench` takes the
+/// service binaries from `KELVIN_BENCH_BIN_DIR` when set (`neighbours` runs on any build).
 fn load_benches(root: &Path, out: &Path, benches: &[&str], smoke: bool) -> Result<()> {
     let mut apt = Apt::new()?;
     let tools = ensure_server_tools(&mut apt)?;
@@ -126,6 +127,10 @@ fn load_benches(root: &Path, out: &Path, benches: &[&str], smoke: bool) -> Resul
                 "kelvin-ingest",
                 "-p",
                 "kelvin-scoring",
+                "-p",
+                "kelvin-rules",
+                "-p",
+                "kelvin",
             ])
             .current_dir(root))
         .context("the release build failed")

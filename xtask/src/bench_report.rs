@@ -156,6 +156,43 @@ fn figures(out: &Path) -> Vec<Figure> {
             ),
         });
     }
+    if let Some(n) = read(out, "neighbours") {
+        // Issue 14's findings: the quiet tenant's p99 beside the noisy one against alone, with
+        // B7's target.
+        let findings: [(&'static str, &'static str, &'static str); 4] = [
+            ("B11.3", "f3", "quiet p99 beside expensive SimulateScore / alone"),
+            ("B11.5", "f5", "quiet p99 beside a 4× capacity flood / alone"),
+            ("B11.7", "f7", "quiet write p99 beside 1,000-lead upserts (SQLite) / alone"),
+            ("B11.11", "f11", "quiet p99 beside idle change streams / alone"),
+        ];
+        for (id, key, what) in findings {
+            let f = n.get(key).cloned().unwrap_or_default();
+            let p99 = |phase: &str| f.pointer(&format!("/{phase}/p99_ms")).and_then(Value::as_f64);
+            figures.push(Figure {
+                id,
+                what,
+                value: num(&f, "p99_ratio"),
+                unit: "",
+                goal: Goal::AtMost,
+                target: 1.5,
+                detail: format!(
+                    "{:.1} vs {:.1} ms",
+                    p99("quiet_beside").unwrap_or(f64::NAN),
+                    p99("quiet_alone").unwrap_or(f64::NAN)
+                ),
+            });
+        }
+        let f5 = n.get("f5").cloned().unwrap_or_default();
+        figures.push(Figure {
+            id: "B11.5'",
+            what: "quiet goodput beside a 4× capacity flood",
+            value: num(&f5, "quiet_goodput_beside"),
+            unit: "",
+            goal: Goal::AtLeast,
+            target: 0.99,
+            detail: format!("alone {:.2}", num(&f5, "quiet_goodput_alone")),
+        });
+    }
     if let Some(m) = read(out, "memory") {
         figures.push(Figure {
             id: "B8",

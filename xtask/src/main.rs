@@ -30,14 +30,16 @@ commands:
   lint       buf lint, cargo fmt --check and cargo clippy -D warnings
   chart      lint the Helm chart helm/kelvin, render it with each ci/*-values.yaml, validate the
              manifests against the Kubernetes 1.31 schemas and check the chart's own rules
-  bench [engine] [ingest] [rescore] [tenants] [memory] [--smoke]
+  bench [engine] [ingest] [rescore] [tenants] [memory] [neighbours] [--smoke]
              benchmarks (all without a name): `engine` builds benches/engine-peers in release,
              checks Kelvin, zen-engine, CEL and hand-written Rust agree, times them and writes
              target/bench/engine.{json,md}; the others build the services and benches/load in
              release, start PostgreSQL (fsync on) and Redis, and measure: `ingest` B1-B4 (COPY,
              batch and streaming ingest, scoring, ack-to-readable, GetScore vs an empty
              service), `rescore` B6, `tenants` B7 (noisy neighbour), `memory` B8 (scorer RSS per
-             lead); then target/bench/summary.{md,json,svg}; --smoke: tiny sizes
+             lead), `neighbours` B11 (issue 14's noisy-neighbour findings; env
+             KELVIN_BENCH_BIN_DIR runs it on another build's binaries, e.g. before a fix); then
+             target/bench/summary.{md,json,svg}; --smoke: tiny sizes
   help       this text";
 
 fn main() -> ExitCode {

@@ -26,7 +26,7 @@ pub struct Args {
     pub smoke: bool,
 }
 
-pub const USAGE: &str = "usage: kelvin-bench ingest|rescore|tenants|memory --database-url URL --redis-url URL --bin-dir DIR --out DIR [--smoke]\n       kelvin-bench echo PORT";
+pub const USAGE: &str = "usage: kelvin-bench ingest|rescore|tenants|memory|neighbours --database-url URL --redis-url URL --bin-dir DIR --out DIR [--smoke]\n       kelvin-bench echo PORT\n(env KELVIN_BENCH_BIN_DIR: the service binaries' directory, over --bin-dir)";
 
 pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args> {
     let (mut database_url, mut redis_url, mut bin_dir, mut out, mut smoke) =
@@ -44,7 +44,11 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args> {
     let args = Args {
         database_url: database_url.context("--database-url is required")?,
         redis_url: redis_url.context("--redis-url is required")?,
-        bin_dir: bin_dir.context("--bin-dir is required")?,
+        // The service binaries under test may be another build's (e.g. before a fix).
+        bin_dir: std::env::var_os("KELVIN_BENCH_BIN_DIR")
+            .map(PathBuf::from)
+            .or(bin_dir)
+            .context("--bin-dir is required")?,
         out: out.context("--out is required")?,
         smoke,
     };

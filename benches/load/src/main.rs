@@ -6,11 +6,14 @@
 //! - `rescore`: B6, rescoring after a publish against reading the same events from PostgreSQL.
 //! - `tenants`: B7, a quiet tenant's latency beside a noisy neighbour against alone.
 //! - `memory`: B8, the scoring process's memory per lead scored.
+//! - `neighbours`: B11, issue 14's noisy-neighbour findings, quiet tenant alone and beside the
+//!   noisy one, on any build of the service binaries (before and after a fix).
 //! - `echo PORT`: B1's baseline server.
 
 mod common;
 mod ingest;
 mod memory;
+mod neighbours;
 mod rescore;
 mod tenants;
 
@@ -29,6 +32,7 @@ async fn main() -> Result<()> {
         "rescore" => rescore::run(&args).await,
         "tenants" => tenants::run(&args).await,
         "memory" => memory::run(&args).await,
+        "neighbours" => neighbours::run(&args).await,
         _ => bail!("{}", common::USAGE),
     }
 }
