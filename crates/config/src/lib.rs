@@ -327,7 +327,7 @@ impl Default for LimitsSettings {
             max_simulation_work: 2_000_000,
             evaluation_threads: 4,
             expensive_calls_per_tenant: 2,
-            expensive_calls_per_api_key: 1,
+            expensive_calls_per_api_key: 2,
         }
     }
 }

@@ -76,6 +76,13 @@ struct MessageInfo {
 struct Schema {
     messages: HashMap<String, MessageInfo>,
     requests: HashSet<String>,
+    /// Paths (`/kelvin.v1.Service/Method`) of client- or server-streaming methods.
+    streaming: HashSet<String>,
+}
+
+/// Whether the method at `path` (`/package.Service/Method`) streams requests or responses.
+pub fn is_streaming(path: &str) -> bool {
+    schema().streaming.contains(path)
 }
 
 fn schema() -> &'static Schema {
@@ -94,6 +101,13 @@ fn schema() -> &'static Schema {
             for service in &file.service {
                 for method in &service.method {
                     schema.requests.insert(method.input_type().trim_start_matches('.').to_owned());
+                    if method.client_streaming() || method.server_streaming() {
+                        schema.streaming.insert(format!(
+                            "/{package}.{}/{}",
+                            service.name(),
+                            method.name()
+                        ));
+                    }
                 }
             }
         }
@@ -458,6 +472,13 @@ mod tests {
         assert!(err.reason.contains("UTF-8"));
         let err = check_request("kelvin.v1.IngestEventsRequest", &[0x0a, 9, b'a']).unwrap_err();
         assert!(err.reason.contains("well-formed"));
+    }
+
+    #[test]
+    fn streaming_methods_are_known_from_the_contract() {
+        assert!(is_streaming("/kelvin.v1.ScoringService/WatchScoreChanges"));
+        assert!(is_streaming("/kelvin.v1.IngestService/StreamEvents"));
+        assert!(!is_streaming("/kelvin.v1.ScoringService/GetScore"));
     }
 
     #[test]

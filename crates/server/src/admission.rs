@@ -5,7 +5,9 @@
 //! `server.max_concurrent_calls` slots or is shed at once (UNAVAILABLE, with RetryInfo), and one
 //! caller (API key, or token subject) holds at most `server.max_concurrent_calls_per_key` of
 //! them (RESOURCE_EXHAUSTED, with RetryInfo): a flood from one tenant is refused fast while
-//! the others keep their slots. Streams are not counted here: they have limits of their own.
+//! the others keep their slots. The caller's share is taken before a slot, so one caller's flood
+//! is refused at its share and never fills the slots. Streams are not counted here: they have
+//! limits of their own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

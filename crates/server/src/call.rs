@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
-use kelvin_auth::{TokenOrigin, Verifier, permission_for};
+use kelvin_auth::{TokenOrigin, VerifiedToken, Verifier, permission_for};
 use kelvin_store::Store;
 use tonic::Status;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use crate::admission::{Admission, grpc_timeout, with_retry};
+use crate::admission::{Admission, Share, Slot, grpc_timeout, with_retry};
 
 /// Metadata key of the request id (taken from the caller when valid, generated otherwise).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -188,8 +188,7 @@ impl Gate {
         &self,
         path: &str,
         headers: &http::HeaderMap,
-    ) -> Result<(kelvin_auth::Principal, crate::admission::Slot, crate::admission::Share), Status>
-    {
+    ) -> Result<(kelvin_auth::Principal, Option<Slot>, Option<Share>), Status> {
         if self.store_down.load(Ordering::Relaxed) {
             return Err(with_retry(
                 tonic::Code::Unavailable,
@@ -197,22 +196,26 @@ impl Gate {
                 Duration::from_secs(1),
             ));
         }
-        let slot = self.admission.slot()?;
-        let principal = self.admit(path, headers).await?;
-        let caller = match principal.api_key_id() {
-            Some(key) => format!("key:{key}"),
-            None => format!("actor:{}", principal.actor()),
+        // The token first (a signature check, no I/O), so that the caller's share is taken
+        // before any slot of the process: one key's flood is refused at its share and never
+        // fills the slots every tenant needs. Streams have limits of their own and hold no slot.
+        let verified = self.verify(headers).await?;
+        let (share, slot) = if kelvin_proto::codec::is_streaming(path) {
+            (None, None)
+        } else {
+            let caller = match verified.principal.api_key_id() {
+                Some(key) => format!("key:{key}"),
+                None => format!("actor:{}", verified.principal.actor()),
+            };
+            let share = self.admission.share(&caller)?;
+            (Some(share), Some(self.admission.slot()?))
         };
-        let share = self.admission.share(&caller)?;
-        Ok((principal, slot, share))
+        self.authorize(path, &verified).await?;
+        Ok((verified.principal, slot, share))
     }
 
-    /// Authenticates the bearer token and checks the permission table.
-    async fn admit(
-        &self,
-        path: &str,
-        headers: &http::HeaderMap,
-    ) -> Result<kelvin_auth::Principal, Status> {
+    /// Verifies the bearer token (signature, claims); no store access.
+    async fn verify(&self, headers: &http::HeaderMap) -> Result<VerifiedToken, Status> {
         let value = headers.get("authorization").ok_or_else(|| {
             Status::unauthenticated("missing bearer token in `authorization` metadata")
         })?;
@@ -223,11 +226,11 @@ impl Gate {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Status::unauthenticated("`authorization` must be `Bearer <token>`"))?;
-        let verified = self
-            .verifier
-            .verify(token)
-            .await
-            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        self.verifier.verify(token).await.map_err(|e| Status::unauthenticated(e.to_string()))
+    }
+
+    /// Checks that the token's API key is not revoked and the permission table.
+    async fn authorize(&self, path: &str, verified: &VerifiedToken) -> Result<(), Status> {
         if verified.origin == TokenOrigin::Kelvin
             && let Some(key_id) = verified.principal.api_key_id()
         {
@@ -250,6 +253,6 @@ impl Gate {
                 shown(path)
             )));
         }
-        Ok(verified.principal)
+        Ok(())
     }
 }
