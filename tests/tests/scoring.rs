@@ -631,12 +631,18 @@ async fn a_flushed_cache_changes_no_score_and_refills() {
     let ns = tenant_ns(&app).await;
     let key = |l: &str| format!("score:7:default:{l}");
     assert!(app.runtime.cache.get(&ns, &key("lead-3")).await.unwrap().is_some(), "written through");
-    // Flush: the whole Redis database with Redis, the tenant's namespace in process.
+    // Flush: every key of this server in Redis (what FLUSHDB does to it; not FLUSHDB itself,
+    // which would also wipe the keys of the tests running beside this one, erasure marks
+    // included), the tenant's namespace in process.
     match std::env::var("KELVIN_TEST_REDIS_URL") {
         Ok(url) if app.runtime.cache.backend() == "redis" => {
             let client = redis::Client::open(url).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-            redis::cmd("FLUSHDB").exec_async(&mut conn).await.unwrap();
+            let pattern = format!("{}:*", app.runtime.config.cache.key_prefix);
+            let keys: Vec<String> =
+                redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.unwrap();
+            assert!(!keys.is_empty(), "{pattern}");
+            redis::cmd("DEL").arg(&keys).exec_async(&mut conn).await.unwrap();
         }
         _ => {
             app.runtime.cache.clear_namespace(&ns).await.unwrap();
