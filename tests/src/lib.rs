@@ -528,3 +528,54 @@ impl Drop for Proxy {
         self.cut();
     }
 }
+
+/// A codec that sends raw bytes as messages and receives raw bytes: malformed or hand-encoded
+/// requests, as a misbehaving client would send them.
+pub mod raw {
+    /// The codec (`tonic::client::Grpc::unary(request, path, RawCodec)`).
+    #[derive(Debug, Clone, Default)]
+    pub struct RawCodec;
+
+    /// Its encoder and decoder.
+    #[derive(Debug, Clone, Default)]
+    pub struct Raw;
+
+    impl tonic::codec::Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = Raw;
+        type Decoder = Raw;
+        fn encoder(&mut self) -> Raw {
+            Raw
+        }
+        fn decoder(&mut self) -> Raw {
+            Raw
+        }
+    }
+
+    impl tonic::codec::Encoder for Raw {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(
+            &mut self,
+            item: Vec<u8>,
+            buf: &mut tonic::codec::EncodeBuf<'_>,
+        ) -> Result<(), tonic::Status> {
+            use prost::bytes::BufMut as _;
+            buf.put_slice(&item);
+            Ok(())
+        }
+    }
+
+    impl tonic::codec::Decoder for Raw {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn decode(
+            &mut self,
+            buf: &mut tonic::codec::DecodeBuf<'_>,
+        ) -> Result<Option<Vec<u8>>, tonic::Status> {
+            use prost::bytes::Buf as _;
+            Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+        }
+    }
+}

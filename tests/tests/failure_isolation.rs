@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use kelvin_integration_tests::json::{b2b_spec, to_struct};
+use kelvin_integration_tests::raw::RawCodec;
 use kelvin_integration_tests::{
     Backend, TestApp, authed, backend, eventually, fixtures, spawn_app_with,
 };
@@ -351,52 +352,6 @@ async fn control_characters_are_refused_at_the_door_with_their_path() {
     let mut e = page_view("e2", "l1");
     e.properties = Some(to_struct(json!({ "title": "Prix\tet\ntarifs — 日本 🎉" })));
     send(&app, "acme-fr", vec![e]).await;
-}
-
-/// Sends raw bytes as a unary call's message.
-#[derive(Debug, Clone, Default)]
-struct RawCodec;
-
-#[derive(Debug, Clone, Default)]
-struct Raw;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl tonic::codec::Encoder for Raw {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        buf: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use prost::bytes::BufMut as _;
-        buf.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for Raw {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        buf: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Vec<u8>>, tonic::Status> {
-        use prost::bytes::Buf as _;
-        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
-    }
 }
 
 /// Finding 12 (first item): a malformed protobuf message is the caller's fault:

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kelvin_integration_tests::json::{b2b_spec, to_struct};
+use kelvin_integration_tests::raw::RawCodec;
 use kelvin_integration_tests::{TestApp, authed, eventually, fixtures, spawn_app};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_client::IngestServiceClient;
@@ -361,52 +362,6 @@ fn nasty() -> impl Strategy<Value = Vec<u8>> {
 }
 
 // ---- Calls -------------------------------------------------------------------------------
-
-/// Sends raw bytes as messages and receives raw bytes.
-#[derive(Debug, Clone, Default)]
-struct RawCodec;
-
-#[derive(Debug, Clone, Default)]
-struct Raw;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl tonic::codec::Encoder for Raw {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        buf: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use prost::bytes::BufMut as _;
-        buf.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for Raw {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        buf: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Vec<u8>>, tonic::Status> {
-        use prost::bytes::Buf as _;
-        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
-    }
-}
 
 /// Codes that say the server, not the caller, failed (or the connection broke).
 const SERVER_FAULTS: [Code; 6] = [
