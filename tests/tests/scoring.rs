@@ -896,3 +896,53 @@ async fn an_attribute_change_rescores_engagement_rules_that_read_it() {
     assert!(explained.contributions.iter().all(|c| c.rule_id != "students_on_job_offers"));
     app.stop().await;
 }
+
+/// Issue 16 ("misleads"): a band the model does not have (`Hot` for `hot`) is INVALID_ARGUMENT
+/// naming the model's bands, not an empty page; a score asked under a model that does not exist
+/// says the model is missing.
+#[tokio::test]
+async fn unknown_bands_and_models_are_named() {
+    let app = setup().await;
+    fixtures::publish(app.channel.clone(), &app.admin_token, T, "default", b2b_spec()).await;
+    send(&app, vec![event("u1", "lead-u", "form_submit", "/", now_s())]).await;
+    score_where(&app, "lead-u", "scored", |_| true).await;
+    let list = |band: &str, model: &str| {
+        let mut api = scoring(&app);
+        let request = authed(
+            &app.admin_token,
+            pb::ListLeadsRequest {
+                tenant_id: T.into(),
+                band: band.into(),
+                model_id: model.into(),
+                ..Default::default()
+            },
+        );
+        async move { api.list_leads(request).await }
+    };
+    let status = list("Hot", "").await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("band") && status.message().contains("hot, "),
+        "{}",
+        status.message()
+    );
+    assert!(list("cold", "").await.is_ok());
+    assert!(list("disqualified", "").await.is_ok());
+    let status = list("", "nope").await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("model `nope`"), "{}", status.message());
+    let status = scoring(&app)
+        .get_score(authed(
+            &app.admin_token,
+            pb::GetScoreRequest {
+                tenant_id: T.into(),
+                lead_id: "lead-u".into(),
+                model_id: "nope".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("model `nope`"), "{}", status.message());
+    app.stop().await;
+}

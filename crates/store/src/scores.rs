@@ -4,7 +4,9 @@
 use sea_orm::sea_query::Condition;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::entity::{change_counter, company_score, lead, lead_score, model, score_change};
+use crate::entity::{
+    change_counter, company_score, lead, lead_score, model, model_version, score_change,
+};
 use crate::scoring::{
     ScoreChangeRecord, StoredCompanyScore, StoredScore, activation_time, change_row,
     company_score_row, score_row,
@@ -49,17 +51,59 @@ impl Access<'_> {
         model_id: &str,
         lead_id: &str,
     ) -> Result<StoredScore> {
-        lead_score::Entity::find_by_id((
+        let stored = lead_score::Entity::find_by_id((
             scope.tenant_id().to_owned(),
             model_id.to_owned(),
             lead_id.to_owned(),
         ))
         .one(self.db)
         .await?
-        .map(score_row)
-        .ok_or_else(|| {
-            Error::not_found("score of lead", format!("{lead_id}` under model `{model_id}"))
-        })
+        .map(score_row);
+        match stored {
+            Some(s) => Ok(s),
+            // Say what is missing: the model, or this lead's score under it.
+            None => {
+                self.known_model(scope, model_id).await?;
+                Err(Error::not_found(
+                    "score of lead",
+                    format!("{lead_id}` under model `{model_id}"),
+                ))
+            }
+        }
+    }
+
+    /// NOT_FOUND naming the model when the tenant has no model `model_id`.
+    async fn known_model(&self, scope: &TenantScope, model_id: &str) -> Result<model::Model> {
+        model::Entity::find_by_id((scope.tenant_id().to_owned(), model_id.to_owned()))
+            .one(self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("model", model_id))
+    }
+
+    /// The band labels of a model's active version (and `disqualified`), to check a filter.
+    async fn band_labels(&self, scope: &TenantScope, m: &model::Model) -> Result<Vec<String>> {
+        let mut labels = vec!["disqualified".to_owned()];
+        let Some(v) = model_version::Entity::find_by_id((
+            scope.tenant_id().to_owned(),
+            m.id.clone(),
+            m.active_version,
+        ))
+        .one(self.db)
+        .await?
+        else {
+            return Ok(labels);
+        };
+        let spec: serde_json::Value = serde_json::from_str(&v.spec_json).unwrap_or_default();
+        let bands = &spec["bands"];
+        if let Some(ts) = bands["thresholds"].as_array() {
+            labels.extend(ts.iter().filter_map(|t| t["label"].as_str().map(str::to_owned)));
+        }
+        if let Some(cells) = bands["matrix"]["cells"].as_object() {
+            labels.extend(cells.values().filter_map(|c| c.as_str().map(str::to_owned)));
+        }
+        labels.sort();
+        labels.dedup();
+        Ok(labels)
     }
 
     /// Stored scores of several leads under `model_id` (leads without one are left out).
@@ -93,10 +137,22 @@ impl Access<'_> {
         page: &Page,
     ) -> Result<(Vec<StoredScore>, String)> {
         use lead_score::Column as C;
+        let m = self.known_model(scope, model_id).await?;
         let mut query = lead_score::Entity::find()
             .filter(C::TenantId.eq(scope.tenant_id()))
             .filter(C::ModelId.eq(model_id));
         if let Some(band) = &filter.band {
+            // A band the model does not have is a mistake (`Hot` for `hot`), not an empty page.
+            let labels = self.band_labels(scope, &m).await?;
+            if !labels.contains(band) {
+                return Err(Error::invalid(
+                    "band",
+                    format!(
+                        "model `{model_id}` has no band `{band}`; its bands: {}",
+                        labels.join(", ")
+                    ),
+                ));
+            }
             query = query.filter(C::Band.eq(band.as_str()));
         }
         if let Some(min) = filter.min_total {
