@@ -1208,42 +1208,46 @@ impl ScorerTxn {
     /// One indexed read of the leads' queued event work, then a delete of only what matched:
     /// during a rescore there is usually nothing queued, so nothing to delete.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.consume_absorbed", otel.kind = "client"))]
-    /// Returns the enqueue times of the rows it deleted.
+    /// Returns the enqueue times and trace parents of the rows it deleted.
     pub async fn consume_absorbed(
         &self,
         tenant_id: &str,
         absorbed: &HashMap<String, HashSet<i64>>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<(i64, Option<String>)>> {
         let leads: Vec<&String> = absorbed.keys().collect();
-        let mut matched: Vec<(i64, i64)> = Vec::new();
+        let mut matched: Vec<(i64, i64, Option<String>)> = Vec::new();
         for chunk in leads.chunks(CHUNK) {
-            let queued: Vec<(i64, String, Option<i64>, i64)> = scoring_queue::Entity::find()
-                .filter(scoring_queue::Column::TenantId.eq(tenant_id))
-                .filter(scoring_queue::Column::SubjectId.is_in(chunk.iter().map(|l| l.as_str())))
-                .filter(scoring_queue::Column::Kind.eq(WorkKind::Event as i32))
-                .select_only()
-                .column(scoring_queue::Column::Id)
-                .column(scoring_queue::Column::SubjectId)
-                .column(scoring_queue::Column::EventSeq)
-                .column(scoring_queue::Column::EnqueueTime)
-                .into_tuple()
-                .all(&self.txn)
-                .await?;
-            matched.extend(queued.into_iter().filter_map(|(id, lead, seq, enqueued)| {
+            let queued: Vec<(i64, String, Option<i64>, i64, Option<String>)> =
+                scoring_queue::Entity::find()
+                    .filter(scoring_queue::Column::TenantId.eq(tenant_id))
+                    .filter(
+                        scoring_queue::Column::SubjectId.is_in(chunk.iter().map(|l| l.as_str())),
+                    )
+                    .filter(scoring_queue::Column::Kind.eq(WorkKind::Event as i32))
+                    .select_only()
+                    .column(scoring_queue::Column::Id)
+                    .column(scoring_queue::Column::SubjectId)
+                    .column(scoring_queue::Column::EventSeq)
+                    .column(scoring_queue::Column::EnqueueTime)
+                    .column(scoring_queue::Column::TraceParent)
+                    .into_tuple()
+                    .all(&self.txn)
+                    .await?;
+            matched.extend(queued.into_iter().filter_map(|(id, lead, seq, enqueued, parent)| {
                 let seq = seq?;
                 absorbed
                     .get(&lead)
                     .is_some_and(|seqs| seqs.contains(&seq))
-                    .then_some((id, enqueued))
+                    .then_some((id, enqueued, parent))
             }));
         }
         for chunk in matched.chunks(CHUNK) {
             scoring_queue::Entity::delete_many()
-                .filter(scoring_queue::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
+                .filter(scoring_queue::Column::Id.is_in(chunk.iter().map(|(id, _, _)| *id)))
                 .exec(&self.txn)
                 .await?;
         }
-        Ok(matched.into_iter().map(|(_, enqueued)| enqueued).collect())
+        Ok(matched.into_iter().map(|(_, enqueued, parent)| (enqueued, parent)).collect())
     }
 
     /// Ends the transaction without writing anything.

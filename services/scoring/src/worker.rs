@@ -119,6 +119,26 @@ struct AfterCommit {
     /// Queued work the transaction consumed, (tenant, kind, enqueue time): metrics once it
     /// commits.
     consumed: Vec<(String, WorkKind, i64)>,
+    /// `score_events` spans of traces whose events the transaction absorbed; they end with it.
+    spans: Vec<tracing::Span>,
+}
+
+/// One `score_events` span per distinct trace parent, child of the ingesting call's span: an
+/// event's trace shows its ingestion and its scoring.
+fn score_events_spans<'a>(
+    parents: impl Iterator<Item = &'a str>,
+    batch: usize,
+) -> Vec<tracing::Span> {
+    let traces: BTreeSet<&str> = parents.collect();
+    traces
+        .into_iter()
+        .map(|parent| {
+            let span = tracing::info_span!("score_events", batch);
+            kelvin_telemetry::set_stored_parent(&span, parent);
+            span.follows_from(tracing::Span::current());
+            span
+        })
+        .collect()
 }
 
 struct Worker {
@@ -583,17 +603,8 @@ impl Worker {
         let ids: Vec<i64> = work.iter().map(|w| w.id).collect();
         // One span per trace that enqueued work of this batch, child of the ingesting call's
         // span: an event's trace shows its ingestion and its scoring. They end with the batch.
-        let traces: BTreeSet<&str> =
-            work.iter().filter_map(|w| w.trace_parent.as_deref()).collect();
-        let _spans: Vec<tracing::Span> = traces
-            .into_iter()
-            .map(|parent| {
-                let span = tracing::info_span!("score_events", batch = work.len());
-                kelvin_telemetry::set_stored_parent(&span, parent);
-                span.follows_from(tracing::Span::current());
-                span
-            })
-            .collect();
+        let _spans =
+            score_events_spans(work.iter().filter_map(|w| w.trace_parent.as_deref()), work.len());
         let mut after = self.score_leads(&txn, touches, now).await?;
         self.score_companies(&txn, companies, now).await?;
         for (tenant, lead) in erased {
@@ -854,10 +865,16 @@ impl Worker {
                 }
             }
             if !absorbed.is_empty() {
-                let times = txn.consume_absorbed(&tenant, &absorbed).await?;
+                let rows = txn.consume_absorbed(&tenant, &absorbed).await?;
+                // Events a rebuild absorbed before their own work came up were scored here:
+                // their traces show it too.
+                after.spans.extend(score_events_spans(
+                    rows.iter().filter_map(|(_, parent)| parent.as_deref()),
+                    rows.len(),
+                ));
                 after
                     .consumed
-                    .extend(times.into_iter().map(|t| (tenant.clone(), WorkKind::Event, t)));
+                    .extend(rows.into_iter().map(|(t, _)| (tenant.clone(), WorkKind::Event, t)));
             }
         }
         after.scored = rows.len();
