@@ -107,46 +107,12 @@ impl Setup {
                 },
             ))
             .await?;
-        let mut models = ModelServiceClient::new(self.admin.clone());
-        models
-            .create_model(authed(
-                &self.token,
-                pb::CreateModelRequest {
-                    tenant_id: id.into(),
-                    model_id: "default".into(),
-                    display_name: "default".into(),
-                },
-            ))
-            .await?;
-        models
-            .create_model_version(authed(
-                &self.token,
-                pb::CreateModelVersionRequest {
-                    tenant_id: id.into(),
-                    model_id: "default".into(),
-                    spec: Some(kelvin_engine_spec()?),
-                    comment: "bench".into(),
-                },
-            ))
-            .await?;
-        Ok(())
+        create_sample_model(&self.admin, &self.token, id).await
     }
 
     /// Publishes version 1 of tenant `id`'s model.
     pub async fn publish(&self, id: &str) -> Result<()> {
-        ModelServiceClient::new(self.admin.clone())
-            .publish_model_version(authed(
-                &self.token,
-                pb::PublishModelVersionRequest {
-                    tenant_id: id.into(),
-                    model_id: "default".into(),
-                    version: 1,
-                    expected_active_version: 0,
-                    comment: "bench".into(),
-                },
-            ))
-            .await?;
-        Ok(())
+        publish_first_version(&self.admin, &self.token, id).await
     }
 
     /// Starts service binary `name` (release, from `--bin-dir`) on `port`, on the bench's
@@ -565,4 +531,49 @@ pub async fn readable_latencies(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Creates tenant `id`'s model `default` with the sample B2B spec as version 1 (unpublished),
+/// through a rules endpoint `admin` with an admin `token`.
+pub async fn create_sample_model(admin: &Channel, token: &str, id: &str) -> Result<()> {
+    let mut models = ModelServiceClient::new(admin.clone());
+    models
+        .create_model(authed(
+            token,
+            pb::CreateModelRequest {
+                tenant_id: id.into(),
+                model_id: "default".into(),
+                display_name: "default".into(),
+            },
+        ))
+        .await?;
+    models
+        .create_model_version(authed(
+            token,
+            pb::CreateModelVersionRequest {
+                tenant_id: id.into(),
+                model_id: "default".into(),
+                spec: Some(kelvin_engine_spec()?),
+                comment: "bench".into(),
+            },
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Publishes version 1 of tenant `id`'s model `default`.
+pub async fn publish_first_version(admin: &Channel, token: &str, id: &str) -> Result<()> {
+    ModelServiceClient::new(admin.clone())
+        .publish_model_version(authed(
+            token,
+            pb::PublishModelVersionRequest {
+                tenant_id: id.into(),
+                model_id: "default".into(),
+                version: 1,
+                expected_active_version: 0,
+                comment: "bench".into(),
+            },
+        ))
+        .await?;
+    Ok(())
 }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_client::IngestServiceClient;
-use kelvin_proto::v1::model_service_client::ModelServiceClient;
 use kelvin_proto::v1::scoring_service_client::ScoringServiceClient;
 use kelvin_proto::v1::tenant_service_client::TenantServiceClient;
 use tonic::transport::Channel;
@@ -114,41 +113,8 @@ impl Cluster {
     /// Tenant `id` with the sample model `default`, version 1 published.
     pub(super) async fn tenant(&self, id: &str) -> Result<()> {
         self.bare_tenant(id).await?;
-        let mut models = ModelServiceClient::new(self.admin.clone());
-        models
-            .create_model(authed(
-                &self.token,
-                pb::CreateModelRequest {
-                    tenant_id: id.into(),
-                    model_id: "default".into(),
-                    display_name: "default".into(),
-                },
-            ))
-            .await?;
-        models
-            .create_model_version(authed(
-                &self.token,
-                pb::CreateModelVersionRequest {
-                    tenant_id: id.into(),
-                    model_id: "default".into(),
-                    spec: Some(common::kelvin_engine_spec()?),
-                    comment: "bench".into(),
-                },
-            ))
-            .await?;
-        models
-            .publish_model_version(authed(
-                &self.token,
-                pb::PublishModelVersionRequest {
-                    tenant_id: id.into(),
-                    model_id: "default".into(),
-                    version: 1,
-                    expected_active_version: 0,
-                    comment: "bench".into(),
-                },
-            ))
-            .await?;
-        Ok(())
+        common::create_sample_model(&self.admin, &self.token, id).await?;
+        common::publish_first_version(&self.admin, &self.token, id).await
     }
 
     /// A new admin API key of tenant `id`: its token. Each key is a caller of its own for the
