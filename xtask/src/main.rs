@@ -6,6 +6,7 @@ mod bench_report;
 mod chart;
 mod cmd;
 mod lint;
+mod packaging;
 mod serve;
 mod servers;
 mod test_run;
@@ -30,6 +31,8 @@ commands:
   lint       buf lint, cargo fmt --check and cargo clippy -D warnings
   chart      lint the Helm chart helm/kelvin, render it with each ci/*-values.yaml, validate the
              manifests against the Kubernetes 1.31 schemas and check the chart's own rules
+  packaging  check that the Docker build context (after .dockerignore) resolves the workspace,
+             that rust-version is true of the locked dependencies and the Dockerfile, and LICENSE
   bench [engine] [ingest] [rescore] [tenants] [memory] [neighbours] [--smoke]
              benchmarks (all without a name): `engine` builds benches/engine-peers in release,
              checks Kelvin, zen-engine, CEL and hand-written Rust agree, times them and writes
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         ["services"] => serve::services(),
         ["lint"] => lint::lint(&root),
         ["chart"] => chart::chart(&root),
+        ["packaging"] => packaging::packaging(&root),
         ["bench", rest @ ..] => bench::bench(&root, rest),
         [] | ["help" | "-h" | "--help", ..] => return usage(None),
         _ => return usage(Some(&args.join(" "))),

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::chart::check_chart;
 use crate::cmd::{cargo, describe, run};
+use crate::packaging::check_packaging;
 use crate::phase;
 use crate::servers::Services;
 use crate::tools::{Apt, buf_lint, ensure_buf, ensure_server_tools, ensure_venv};
@@ -32,6 +33,7 @@ pub fn test(root: &Path) -> Result<ExitCode> {
     })?;
     phase("buf lint", || buf_lint(root, &buf))?;
     phase("chart", || check_chart(root, &venv))?;
+    phase("packaging", || check_packaging(root))?;
     // Built once up front so that compiler output is not mixed into the passes' test output.
     // `--bins`: the integration tests run the real binaries as processes.
     phase("build", || {
