@@ -10,6 +10,7 @@ mod packaging;
 mod serve;
 mod servers;
 mod test_run;
+mod tidy;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ commands:
              manifests against the Kubernetes 1.31 schemas and check the chart's own rules
   packaging  check that the Docker build context (after .dockerignore) resolves the workspace,
              that rust-version is true of the locked dependencies and the Dockerfile, and LICENSE
+  tidy       house rules: every Rust file has a `//!` doc comment, every path ARCHITECTURE.md
+             names exists
   bench [engine] [ingest] [rescore] [tenants] [memory] [neighbours] [--smoke]
              benchmarks (all without a name): `engine` builds benches/engine-peers in release,
              checks Kelvin, zen-engine, CEL and hand-written Rust agree, times them and writes
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         ["lint"] => lint::lint(&root),
         ["chart"] => chart::chart(&root),
         ["packaging"] => packaging::packaging(&root),
+        ["tidy"] => tidy::tidy(&root),
         ["bench", rest @ ..] => bench::bench(&root, rest),
         [] | ["help" | "-h" | "--help", ..] => return usage(None),
         _ => return usage(Some(&args.join(" "))),

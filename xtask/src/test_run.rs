@@ -17,6 +17,7 @@ use crate::cmd::{cargo, describe, run};
 use crate::packaging::check_packaging;
 use crate::phase;
 use crate::servers::Services;
+use crate::tidy::check_tidy;
 use crate::tools::{Apt, buf_lint, ensure_buf, ensure_server_tools, ensure_venv};
 
 /// Threads per test binary when `KELVIN_TEST_THREADS` is not set.
@@ -34,6 +35,7 @@ pub fn test(root: &Path) -> Result<ExitCode> {
     phase("buf lint", || buf_lint(root, &buf))?;
     phase("chart", || check_chart(root, &venv))?;
     phase("packaging", || check_packaging(root))?;
+    phase("tidy", || check_tidy(root))?;
     // Built once up front so that compiler output is not mixed into the passes' test output.
     // `--bins`: the integration tests run the real binaries as processes.
     phase("build", || {

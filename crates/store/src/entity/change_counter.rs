@@ -1,3 +1,5 @@
+//! A row of table `change_counters` (sea-orm entity); the schema is created by `src/migration/`.
+
 use sea_orm::entity::prelude::*;
 
 /// The last change number handed out for a tenant. Taking the next numbers locks this row

@@ -1,3 +1,5 @@
+//! A row of table `company_scores` (sea-orm entity); the schema is created by `src/migration/`.
+
 use sea_orm::entity::prelude::*;
 
 /// A company's current score under one model (milli-points).

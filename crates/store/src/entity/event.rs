@@ -1,3 +1,5 @@
+//! A row of table `events` (sea-orm entity); the schema is created by `src/migration/`.
+
 use sea_orm::entity::prelude::*;
 
 /// A stored event. `seq` orders ingestion (what scoring consumes); `(tenant_id, event_id)` is

@@ -1,3 +1,5 @@
+//! A row of table `lead_scores` (sea-orm entity); the schema is created by `src/migration/`.
+
 use sea_orm::entity::prelude::*;
 
 /// A lead's current score under one model, with the engine's incremental state. Points are

@@ -1,3 +1,5 @@
+//! A row of table `model_activations` (sea-orm entity); the schema is created by `src/migration/`.
+
 use sea_orm::entity::prelude::*;
 
 /// A durable "model activated" entry (publish or rollback): the scoring service consumes them

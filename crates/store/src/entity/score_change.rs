@@ -1,3 +1,5 @@
+//! A row of table `score_changes` (sea-orm entity); the schema is created by `src/migration/`.
+
 use sea_orm::entity::prelude::*;
 
 /// One change of a lead's score; `change_no` orders a tenant's changes in commit order.

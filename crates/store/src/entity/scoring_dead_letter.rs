@@ -1,3 +1,5 @@
+//! A row of table `scoring_dead_letters` (sea-orm entity); the schema is created by `src/migration/`.
+
 use sea_orm::entity::prelude::*;
 
 /// Scoring work that failed too often, moved out of the queue so that it blocks no other work;

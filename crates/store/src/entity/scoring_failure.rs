@@ -1,3 +1,5 @@
+//! A row of table `scoring_failures` (sea-orm entity); the schema is created by `src/migration/`.
+
 use sea_orm::entity::prelude::*;
 
 /// Failed attempts at a scoring queue row (its work failed in a transaction of its own). A row

@@ -1,3 +1,5 @@
+//! A row of table `scoring_queue` (sea-orm entity); the schema is created by `src/migration/`.
+
 use sea_orm::entity::prelude::*;
 
 /// Work for the scoring workers, consumed exactly once: a row is deleted in the transaction
