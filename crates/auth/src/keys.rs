@@ -40,8 +40,9 @@ pub fn generate_ed25519_pem() -> Result<String> {
 /// The DER prefix of an RFC 8410 PKCS#8 v1 Ed25519 private key: SEQUENCE { version 0,
 /// AlgorithmIdentifier { 1.3.101.112 }, OCTET STRING { OCTET STRING (32 bytes) } }. Followed by
 /// the 32-byte seed, it is exactly what `openssl genpkey -algorithm ed25519` writes.
-const ED25519_PKCS8_PREFIX: [u8; 16] =
-    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
 /// PKCS#8 v1 DER of the Ed25519 key with `seed`. The v2 form (with the public key) that the
 /// `pkcs8` crate writes is refused by OpenSSL 3 and Python `cryptography`.

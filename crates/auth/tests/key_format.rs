@@ -27,8 +27,7 @@ fn run(command: &mut Command) -> String {
 }
 
 fn claims() -> Claims {
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     Claims {
         sub: "operator".into(),
         iss: "kelvin".into(),

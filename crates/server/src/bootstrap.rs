@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kelvin_auth::{Claims, JwksSource, Role, SigningKey, TenantsClaim, Verifier};
+use kelvin_auth::{Claims, JwksRefresh, JwksSource, Role, SigningKey, TenantsClaim, Verifier};
 use kelvin_cache::Cache;
 use kelvin_config::{Config, SigningAlgorithm};
 use kelvin_store::{NewApiKey, Store};
@@ -94,7 +94,15 @@ impl Runtime {
                 }
             };
             let audience = ext.audience.clone().unwrap_or_else(|| config.auth.audience.clone());
-            verifier = verifier.with_external_issuer(ext.issuer.clone(), audience, source).await?;
+            let refresh = JwksRefresh {
+                every: std::time::Duration::from_secs(ext.jwks_refresh_seconds),
+                unknown_kid_min: std::time::Duration::from_secs(
+                    ext.jwks_unknown_kid_refresh_seconds,
+                ),
+            };
+            verifier = verifier
+                .with_external_issuer_refreshing(ext.issuer.clone(), audience, source, refresh)
+                .await?;
         }
         Ok(Self {
             config,
