@@ -139,6 +139,18 @@ async fn kelvin_up_bootstraps_once_serves_clients_and_stops_on_sigterm() {
     let channel = connect(port).await;
     let mut api = pb::tenant_service_client::TenantServiceClient::new(channel);
     api.list_organizations(authed(&token, pb::ListOrganizationsRequest::default())).await.unwrap();
+    // `kelvin admin-token` mints another with the same data directory and store.
+    let same_store: Vec<std::ffi::OsString> =
+        command.get_args().skip(1).map(ToOwned::to_owned).collect();
+    let output = Command::new(binary("kelvin"))
+        .arg("admin-token")
+        .args(&same_store)
+        .args(["--ttl", "1h"])
+        .env_remove("KELVIN_CONFIG")
+        .output()
+        .unwrap();
+    let (second, _) = minted(&output);
+    api.list_organizations(authed(&second, pb::ListOrganizationsRequest::default())).await.unwrap();
     assert!(server.terminate().success());
     let mut printed = String::new();
     std::io::Read::read_to_string(&mut server.child.stdout.take().unwrap(), &mut printed).unwrap();

@@ -547,6 +547,28 @@ mod tests {
     }
 
     #[test]
+    fn key_settings_come_from_the_environment_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KELVIN_AUTH__EXTERNAL__ISSUER", "https://idp.example");
+            jail.set_env("KELVIN_AUTH__EXTERNAL__JWKS_URL", "https://idp.example/jwks");
+            let config = Config::load(Config::default(), None, &Overrides::default()).unwrap();
+            let external = config.auth.external.unwrap();
+            assert_eq!(
+                (external.jwks_refresh_seconds, external.jwks_unknown_kid_refresh_seconds),
+                (300, 30)
+            );
+            jail.set_env("KELVIN_AUTH__EXTERNAL__JWKS_REFRESH_SECONDS", "0");
+            let err = Config::load(Config::default(), None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("jwks_refresh_seconds"), "{err}");
+            jail.set_env("KELVIN_AUTH__EXTERNAL__JWKS_REFRESH_SECONDS", "60");
+            jail.set_env("KELVIN_AUTH__AUDIT_HMAC_KEY", "short");
+            let err = Config::load(Config::default(), None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("auth.audit_hmac_key"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn limits_come_from_the_environment_and_must_be_positive() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KELVIN_LIMITS__EXPENSIVE_CALLS_PER_TENANT", "5");
