@@ -95,6 +95,19 @@ MUST_FAIL: list[tuple[str, dict[str, Any], str]] = [
         "hs256Secret",
     ),
     (
+        "a short audit HMAC key",
+        {"secrets": {"existingSecret": "s", "auditHmacKey": "too-short"}},
+        "auditHmacKey",
+    ),
+    (
+        "a JWKS refresh interval of zero",
+        {
+            "secrets": {"existingSecret": "s"},
+            "config": {"auth": {"external": {"jwksRefreshSeconds": 0}}},
+        },
+        "jwksRefreshSeconds",
+    ),
+    (
         "a ServiceMonitor without metrics",
         {
             "secrets": {"existingSecret": "s"},
@@ -449,7 +462,15 @@ def check_secret_refs(objects: list[dict[str, Any]], values: dict[str, Any], p: 
                 if not ref:
                     continue
                 where = f"{name_of(obj)} env {env['name']}"
-                if ref["name"] in secrets:
+                if ref.get("optional") and ref["name"] in secrets:
+                    # An optional key (the audit HMAC key) may be absent, never empty.
+                    data = secrets[ref["name"]].get("stringData") or {}
+                    p.check(
+                        ref["key"] not in data or bool(data[ref["key"]]),
+                        where,
+                        f"key {ref['key']!r} is empty",
+                    )
+                elif ref["name"] in secrets:
                     data = {
                         **(secrets[ref["name"]].get("stringData") or {}),
                         **(secrets[ref["name"]].get("data") or {}),

@@ -82,6 +82,13 @@ async fn kelvin_up_bootstraps_once_serves_clients_and_stops_on_sigterm() {
         std::fs::metadata(data.join("signing-key.pem")).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // The generated key is standard PKCS#8: operators' tools read it.
+    let pkey = Command::new("openssl")
+        .args(["pkey", "-noout", "-in"])
+        .arg(data.join("signing-key.pem"))
+        .output()
+        .unwrap();
+    assert!(pkey.status.success(), "openssl pkey: {}", String::from_utf8_lossy(&pkey.stderr));
 
     // A Python client generated from proto/ creates and lists resources (reflection v1alpha too).
     let output = Command::new(python())
@@ -132,6 +139,18 @@ async fn kelvin_up_bootstraps_once_serves_clients_and_stops_on_sigterm() {
     let channel = connect(port).await;
     let mut api = pb::tenant_service_client::TenantServiceClient::new(channel);
     api.list_organizations(authed(&token, pb::ListOrganizationsRequest::default())).await.unwrap();
+    // `kelvin admin-token` mints another with the same data directory and store.
+    let same_store: Vec<std::ffi::OsString> =
+        command.get_args().skip(1).map(ToOwned::to_owned).collect();
+    let output = Command::new(binary("kelvin"))
+        .arg("admin-token")
+        .args(&same_store)
+        .args(["--ttl", "1h"])
+        .env_remove("KELVIN_CONFIG")
+        .output()
+        .unwrap();
+    let (second, _) = minted(&output);
+    api.list_organizations(authed(&second, pb::ListOrganizationsRequest::default())).await.unwrap();
     assert!(server.terminate().success());
     let mut printed = String::new();
     std::io::Read::read_to_string(&mut server.child.stdout.take().unwrap(), &mut printed).unwrap();
@@ -209,4 +228,162 @@ fn dump_config_shows_layers_and_hides_secrets() {
     assert!(dump.contains("from-env"), "{dump}");
     assert!(!dump.contains("s3cret") && !dump.contains("hunter2"), "{dump}");
     assert!(dump.contains("[redacted]"), "{dump}");
+}
+
+/// `kelvin-rules admin-token` run against the store and key the servers use, with its config.
+fn admin_token_command(url: &str, key: &str, args: &[&str]) -> std::process::Output {
+    Command::new(binary("kelvin-rules"))
+        .args(["admin-token", "--database-url", url])
+        .args(args)
+        .env("KELVIN_AUTH__SIGNING_KEY", key)
+        .env_remove("KELVIN_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// The printed token (the only line on stdout) and the key id named on stderr.
+fn minted(output: &std::process::Output) -> (String, String) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "admin-token failed: {stderr}");
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout holds the token alone: {stdout}");
+    assert!(lines[0].starts_with("eyJ"), "{stdout}");
+    let key_id = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("key-"))
+        .unwrap_or_else(|| panic!("no key id on stderr: {stderr}"))
+        .to_owned();
+    (lines[0].to_owned(), key_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_token_gives_an_operator_key_its_first_revocable_audited_token() {
+    use tonic::Code;
+    let dir = tempfile::tempdir().unwrap();
+    let key = kelvin_auth::generate_ed25519_pem().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+
+    // Not before the schema exists, never without the servers' key.
+    let early = admin_token_command(&url, &key, &[]);
+    assert!(!early.status.success());
+    assert!(String::from_utf8_lossy(&early.stderr).contains("migrate"));
+    let migrated = Command::new(binary("kelvin-rules"))
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let keyless = Command::new(binary("kelvin-rules"))
+        .args(["admin-token", "--database-url", &url, "--data-dir"])
+        .arg(dir.path().join("empty"))
+        .env_remove("KELVIN_AUTH__SIGNING_KEY")
+        .env_remove("KELVIN_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!keyless.status.success());
+    assert!(String::from_utf8_lossy(&keyless.stderr).contains("no signing key"));
+    assert!(!dir.path().join("empty/signing-key.pem").exists(), "no key is generated");
+
+    let (platform, platform_key) = minted(&admin_token_command(&url, &key, &["--ttl", "1h"]));
+
+    let port = free_port();
+    let mut command = Command::new(binary("kelvin-rules"));
+    command
+        .args(["serve", "--database-url", &url, "--listen", &format!("127.0.0.1:{port}")])
+        .env("KELVIN_AUTH__SIGNING_KEY", &key)
+        .env_remove("KELVIN_CONFIG");
+    if backend() == Backend::Postgres {
+        command.env("KELVIN_CACHE__REDIS_URL", std::env::var("KELVIN_TEST_REDIS_URL").unwrap());
+    }
+    let mut server = Running::spawn(&mut command);
+    let mut api = pb::tenant_service_client::TenantServiceClient::new(connect(port).await);
+
+    // The platform token works: it creates an organization.
+    api.create_organization(authed(
+        &platform,
+        pb::CreateOrganizationRequest {
+            organization_id: "acme".into(),
+            display_name: "Acme".into(),
+            request_id: String::new(),
+        },
+    ))
+    .await
+    .unwrap();
+
+    // An organization token reaches that organization only; an unknown one is refused.
+    let (org_token, org_key) =
+        minted(&admin_token_command(&url, &key, &["--org", "acme", "--ttl", "2h"]));
+    let get = |org: &str| pb::GetOrganizationRequest { organization_id: org.into() };
+    api.get_organization(authed(&org_token, get("acme"))).await.unwrap();
+    let other = api
+        .create_organization(authed(
+            &org_token,
+            pb::CreateOrganizationRequest {
+                organization_id: "other".into(),
+                display_name: "Other".into(),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::PermissionDenied, "{other:?}");
+    let missing = admin_token_command(&url, &key, &["--org", "nope"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope"));
+
+    // Both keys are audited like any key, with the operator as actor.
+    let audit = api
+        .list_audit_events(authed(
+            &platform,
+            pb::ListAuditEventsRequest {
+                organization_id: "acme".into(),
+                action: "api_key.create".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(audit.audit_events.len(), 1, "{audit:?}");
+    assert_eq!(audit.audit_events[0].resource, format!("apiKeys/{org_key}"));
+    assert!(audit.audit_events[0].actor.starts_with("operator:"), "{audit:?}");
+
+    // A token signed with the right key but naming a key this server never issued is refused
+    // as such, not as "revoked or expired".
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let forged = kelvin_auth::SigningKey::ed25519_from_pem(&key)
+        .unwrap()
+        .sign(&kelvin_auth::Claims {
+            sub: "me".into(),
+            iss: "kelvin".into(),
+            aud: "kelvin".into(),
+            exp: now + 600,
+            iat: now,
+            jti: Some("key-made-up".into()),
+            org: "*".into(),
+            tenants: kelvin_auth::TenantsClaim::All,
+            role: kelvin_auth::Role::Admin,
+        })
+        .unwrap();
+    let refused = api
+        .list_organizations(authed(&forged, pb::ListOrganizationsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(refused.message().contains("not issued by this server"), "{refused:?}");
+
+    // Revoked, the tokens are refused.
+    for (token, key_id) in [(&org_token, &org_key), (&platform, &platform_key)] {
+        api.revoke_api_key(authed(
+            &platform,
+            pb::RevokeApiKeyRequest { api_key_id: key_id.clone() },
+        ))
+        .await
+        .unwrap();
+        let refused = api.get_organization(authed(token, get("acme"))).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        assert!(refused.message().contains("revoked"), "{refused:?}");
+    }
+    drop(api);
+    assert!(server.terminate().success());
 }

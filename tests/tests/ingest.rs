@@ -473,3 +473,89 @@ async fn a_lead_larger_than_the_message_limit_is_exported_in_pages() {
     assert!(bad.message().contains("page_token"), "{}", bad.message());
     app.stop().await;
 }
+
+/// The audit row of an erasure as a string, after erasing `lead` (upserted first) of acme-fr.
+async fn erase_and_audit(app: &TestApp, lead: &str) -> String {
+    let admin = app.admin_token.clone();
+    let mut api = ingest(app);
+    api.upsert_leads(authed(
+        &admin,
+        pb::UpsertLeadsRequest {
+            tenant_id: "acme-fr".into(),
+            leads: vec![pb::LeadInput {
+                lead_id: lead.into(),
+                attributes: Some(to_struct(json!({"country": "FR"}))),
+                ..Default::default()
+            }],
+        },
+    ))
+    .await
+    .unwrap();
+    api.erase_lead(authed(
+        &admin,
+        pb::EraseLeadRequest { tenant_id: "acme-fr".into(), lead_id: lead.into() },
+    ))
+    .await
+    .unwrap();
+    let audit = app
+        .tenants()
+        .list_audit_events(authed(
+            &admin,
+            pb::ListAuditEventsRequest {
+                organization_id: "acme".into(),
+                action: "lead.erase".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(audit.audit_events.len(), 1);
+    audit.audit_events[0].resource.clone()
+}
+
+fn hex16(bytes: &[u8]) -> String {
+    bytes.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn erasure_audit_names_the_lead_by_a_keyed_hash_not_a_guessable_one() {
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let secret = "an audit key of at least thirty-two bytes";
+    let app = spawn_app_with(|c| {
+        c.auth.audit_hmac_key = Some(kelvin_config::Secret::new(secret));
+    })
+    .await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    let lead = "jane@client.example";
+    let resource = erase_and_audit(&app, lead).await;
+
+    // Anyone can hash a guessed e-mail: that digest must not appear.
+    let guessable = hex16(&Sha256::digest(format!("acme-fr/{lead}").as_bytes()));
+    assert!(!resource.contains(&guessable), "{resource}");
+    // The holder of the key can still tell which lead was erased.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("acme-fr/{lead}").as_bytes());
+    let keyed = hex16(&mac.finalize().into_bytes());
+    assert_eq!(resource, format!("tenants/acme-fr/leads/hmac-sha256:{keyed}"));
+    assert_eq!(app.runtime.store.lead_pseudonym("acme-fr", lead), keyed);
+    app.stop().await;
+
+    // Without a configured key, the key is derived from the signing key: still not the plain
+    // hash, and the same for every service sharing that key.
+    let app = spawn_app().await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    let resource = erase_and_audit(&app, lead).await;
+    assert!(!resource.contains(&guessable) && !resource.contains(&keyed), "{resource}");
+    let derived = kelvin_server::audit_hmac_key(&app.runtime.config, &app.runtime.signer);
+    let mut mac = Hmac::<Sha256>::new_from_slice(&derived).unwrap();
+    mac.update(format!("acme-fr/{lead}").as_bytes());
+    assert_eq!(
+        resource,
+        format!("tenants/acme-fr/leads/hmac-sha256:{}", hex16(&mac.finalize().into_bytes()))
+    );
+    app.stop().await;
+}

@@ -187,6 +187,8 @@ async fn a_jwks_document_is_fetched_from_its_url() {
             audience: Some("kelvin-api".into()),
             jwks_file: None,
             jwks_url: Some(url),
+            jwks_refresh_seconds: 300,
+            jwks_unknown_kid_refresh_seconds: 30,
         });
     })
     .await;
@@ -239,6 +241,8 @@ async fn tokens_of_an_external_issuer_are_trusted_through_its_jwks() {
             audience: None,
             jwks_file: Some(jwks),
             jwks_url: None,
+            jwks_refresh_seconds: 300,
+            jwks_unknown_kid_refresh_seconds: 30,
         });
     })
     .await;

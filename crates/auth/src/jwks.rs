@@ -19,8 +19,22 @@ pub enum JwksSource {
     Url(String),
 }
 
-/// An unknown kid triggers a refetch at most this often, so forged kids cannot hammer the issuer.
-const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// When the external issuer's keys are fetched again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwksRefresh {
+    /// Age after which the document is fetched again before it is trusted: a key the issuer
+    /// removed stops verifying within this delay.
+    pub every: Duration,
+    /// An unknown kid (or a failed fetch) fetches the document at most this often, so forged
+    /// kids cannot hammer the issuer.
+    pub unknown_kid_min: Duration,
+}
+
+impl Default for JwksRefresh {
+    fn default() -> Self {
+        Self { every: Duration::from_secs(300), unknown_kid_min: Duration::from_secs(30) }
+    }
+}
 
 /// One verification key: exactly one algorithm.
 #[derive(Clone)]
@@ -29,42 +43,86 @@ pub(crate) struct ExternalKey {
     pub(crate) key: DecodingKey,
 }
 
-/// The external issuer's keys, refreshed on demand.
+struct State {
+    keys: HashMap<String, ExternalKey>,
+    /// When `keys` were fetched.
+    fetched: Instant,
+    /// The last fetch attempt, and whether it failed.
+    attempted: Instant,
+    failed: bool,
+}
+
+/// The external issuer's keys, fetched again when stale or on an unknown kid.
 pub(crate) struct ExternalKeys {
     source: JwksSource,
-    keys: RwLock<HashMap<String, ExternalKey>>,
-    last_fetch: Mutex<Instant>,
+    refresh: JwksRefresh,
+    state: RwLock<State>,
+    /// Held while fetching, so concurrent verifications wait for one fetch instead of each
+    /// starting their own.
+    fetching: Mutex<()>,
 }
 
 impl ExternalKeys {
-    pub(crate) async fn load(source: JwksSource) -> Result<Self> {
+    pub(crate) async fn load(source: JwksSource, refresh: JwksRefresh) -> Result<Self> {
         let keys = fetch(&source).await?;
-        Ok(Self { source, keys: RwLock::new(keys), last_fetch: Mutex::new(Instant::now()) })
+        let now = Instant::now();
+        Ok(Self {
+            source,
+            refresh,
+            state: RwLock::new(State { keys, fetched: now, attempted: now, failed: false }),
+            fetching: Mutex::new(()),
+        })
     }
 
-    /// The key named `kid`, refetching the document (rate-limited) when it is unknown: issuers
-    /// rotate keys by publishing the new one first.
+    /// The key named `kid`. A stale document is fetched again first (keys the issuer removed are
+    /// dropped); an unknown kid fetches it early, rate-limited (issuers rotate by publishing the
+    /// new key first). While the issuer cannot be reached the last document is kept, and fetches
+    /// are retried at the rate limit.
     pub(crate) async fn get(&self, kid: &str) -> Option<ExternalKey> {
-        if let Some(key) = self.keys.read().await.get(kid) {
-            return Some(key.clone());
-        }
         if matches!(self.source, JwksSource::Inline(_)) {
-            return None;
+            return self.state.read().await.keys.get(kid).cloned();
         }
-        let mut last = self.last_fetch.lock().await;
-        if last.elapsed() < MIN_REFRESH_INTERVAL {
-            return None;
+        {
+            let state = self.state.read().await;
+            if state.fetched.elapsed() < self.refresh.every
+                && let Some(key) = state.keys.get(kid)
+            {
+                return Some(key.clone());
+            }
         }
-        *last = Instant::now();
-        match fetch(&self.source).await {
+        let _fetching = self.fetching.lock().await;
+        // Another verification may have fetched while this one waited.
+        let (stale, may_fetch, known) = {
+            let state = self.state.read().await;
+            let stale = state.fetched.elapsed() >= self.refresh.every;
+            let known = state.keys.get(kid).cloned();
+            if !stale && known.is_some() {
+                return known;
+            }
+            let rate_limited = state.attempted.elapsed() < self.refresh.unknown_kid_min;
+            // A due refresh after a successful fetch is never rate-limited; an unknown kid, or a
+            // retry after a failure, is.
+            let may_fetch = if stale && !state.failed { true } else { !rate_limited };
+            (stale, may_fetch, known)
+        };
+        if !may_fetch {
+            // Stale but rate-limited after a failure: the last document still answers.
+            return if stale { known } else { None };
+        }
+        let result = fetch(&self.source).await;
+        let mut state = self.state.write().await;
+        state.attempted = Instant::now();
+        match result {
             Ok(fresh) => {
-                let found = fresh.get(kid).cloned();
-                *self.keys.write().await = fresh;
-                found
+                state.keys = fresh;
+                state.fetched = state.attempted;
+                state.failed = false;
+                state.keys.get(kid).cloned()
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot refresh the external issuer's JWKS");
-                None
+                tracing::warn!(%error, "cannot refresh the external issuer's JWKS; keeping the last one");
+                state.failed = true;
+                known
             }
         }
     }

@@ -14,7 +14,7 @@ mod principal;
 mod verify;
 
 pub use claims::{Claims, TenantsClaim};
-pub use jwks::JwksSource;
+pub use jwks::{JwksRefresh, JwksSource};
 pub use keys::{SigningKey, generate_ed25519_pem};
 pub use permissions::{PERMISSIONS, Permission, permission_for};
 pub use principal::{OrgReach, Principal, Role, TenantReach};

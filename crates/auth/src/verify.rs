@@ -6,7 +6,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::jwks::ExternalKeys;
 use crate::{
-    Claims, Error, JwksSource, OrgReach, Principal, Result, SigningKey, TenantReach, TenantsClaim,
+    Claims, Error, JwksRefresh, JwksSource, OrgReach, Principal, Result, SigningKey, TenantReach,
+    TenantsClaim,
 };
 
 /// Who issued a verified token.
@@ -63,14 +64,26 @@ impl Verifier {
         self
     }
 
-    /// Trusts an external issuer's keys from a JWKS document.
+    /// Trusts an external issuer's keys from a JWKS document, refreshed by default every five
+    /// minutes.
     pub async fn with_external_issuer(
-        mut self,
+        self,
         issuer: impl Into<String>,
         audience: impl Into<String>,
         jwks: JwksSource,
     ) -> Result<Self> {
-        let keys = ExternalKeys::load(jwks).await?;
+        self.with_external_issuer_refreshing(issuer, audience, jwks, JwksRefresh::default()).await
+    }
+
+    /// Trusts an external issuer's keys from a JWKS document, fetched again as `refresh` says.
+    pub async fn with_external_issuer_refreshing(
+        mut self,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        jwks: JwksSource,
+        refresh: JwksRefresh,
+    ) -> Result<Self> {
+        let keys = ExternalKeys::load(jwks, refresh).await?;
         self.external = Some((Trust { issuer: issuer.into(), audience: audience.into() }, keys));
         Ok(self)
     }

@@ -117,6 +117,9 @@ pub struct AuthSettings {
     pub generate_missing_key: bool,
     /// An external issuer whose tokens are trusted (keys from its JWKS document).
     pub external: Option<ExternalIssuer>,
+    /// Key of the HMAC that names erased leads in audit rows (at least 32 bytes). Unset: derived
+    /// from the signing key (HKDF-style, its own label), so it changes when that key is replaced.
+    pub audit_hmac_key: Option<Secret>,
 }
 
 impl Default for AuthSettings {
@@ -130,6 +133,7 @@ impl Default for AuthSettings {
             hs256_secret: None,
             generate_missing_key: false,
             external: None,
+            audit_hmac_key: None,
         }
     }
 }
@@ -148,6 +152,22 @@ pub struct ExternalIssuer {
     /// JWKS document URL, fetched at start-up and again (rate-limited) on an unknown kid.
     #[serde(default)]
     pub jwks_url: Option<String>,
+    /// The JWKS document (URL or file) is fetched again after this many seconds: keys the
+    /// issuer removed stop being trusted.
+    #[serde(default = "default_jwks_refresh_seconds")]
+    pub jwks_refresh_seconds: u64,
+    /// A token naming an unknown kid fetches the document early, at most once per this many
+    /// seconds (forged kids cannot hammer the issuer).
+    #[serde(default = "default_jwks_unknown_kid_refresh_seconds")]
+    pub jwks_unknown_kid_refresh_seconds: u64,
+}
+
+fn default_jwks_refresh_seconds() -> u64 {
+    300
+}
+
+fn default_jwks_unknown_kid_refresh_seconds() -> u64 {
+    30
 }
 
 /// Limits of the gRPC server.
@@ -403,6 +423,18 @@ impl Config {
         {
             return Err(Error::Invalid("auth.external needs jwks_file or jwks_url".into()));
         }
+        if let Some(ext) = &self.auth.external
+            && ext.jwks_refresh_seconds == 0
+        {
+            return Err(Error::Invalid(
+                "auth.external.jwks_refresh_seconds must be positive".into(),
+            ));
+        }
+        if let Some(key) = &self.auth.audit_hmac_key
+            && key.expose().len() < 32
+        {
+            return Err(Error::Invalid("auth.audit_hmac_key must hold at least 32 bytes".into()));
+        }
         if self.server.max_concurrent_calls == 0 || self.server.max_concurrent_calls_per_key == 0 {
             return Err(Error::Invalid(
                 "server.max_concurrent_calls and server.max_concurrent_calls_per_key must be positive"
@@ -512,6 +544,28 @@ mod tests {
         config.auth.hs256_secret = Some(Secret::new("short"));
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("auth.hs256_secret"), "{err}");
+    }
+
+    #[test]
+    fn key_settings_come_from_the_environment_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KELVIN_AUTH__EXTERNAL__ISSUER", "https://idp.example");
+            jail.set_env("KELVIN_AUTH__EXTERNAL__JWKS_URL", "https://idp.example/jwks");
+            let config = Config::load(Config::default(), None, &Overrides::default()).unwrap();
+            let external = config.auth.external.unwrap();
+            assert_eq!(
+                (external.jwks_refresh_seconds, external.jwks_unknown_kid_refresh_seconds),
+                (300, 30)
+            );
+            jail.set_env("KELVIN_AUTH__EXTERNAL__JWKS_REFRESH_SECONDS", "0");
+            let err = Config::load(Config::default(), None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("jwks_refresh_seconds"), "{err}");
+            jail.set_env("KELVIN_AUTH__EXTERNAL__JWKS_REFRESH_SECONDS", "60");
+            jail.set_env("KELVIN_AUTH__AUDIT_HMAC_KEY", "short");
+            let err = Config::load(Config::default(), None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("auth.audit_hmac_key"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `kelvin`: the all-in-one server (`kelvin up`) and its maintenance commands.
 
 use clap::{Parser, Subcommand};
-use kelvin_server::CommonArgs;
+use kelvin_server::{AdminTokenArgs, CommonArgs};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Kelvin: multi-tenant lead scoring")]
@@ -18,6 +18,9 @@ enum Command {
     Up,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Mint an admin token with the configured signing key and database (a running server is
+    /// not needed), print it once and exit. Audited and revocable like any API key.
+    AdminToken(AdminTokenArgs),
     /// Show what Kelvin does: an agency, two clients, the sample model, a synthetic 90-day
     /// history, the hot leads and why, and what a second model version changes. Starts an
     /// embedded server unless --endpoint names a running one.
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up => kelvin_server::serve("kelvin", config, kelvin::ALL_SERVICES).await,
         Command::Migrate => kelvin_server::migrate(&config).await,
+        Command::AdminToken(args) => kelvin_server::admin_token(&config, &args).await,
         Command::Demo { endpoint, token, leads, seed } => {
             let endpoint = match (endpoint, token) {
                 (Some(e), Some(t)) => Some((e, t)),

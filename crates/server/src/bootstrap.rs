@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kelvin_auth::{Claims, JwksSource, Role, SigningKey, TenantsClaim, Verifier};
+use kelvin_auth::{Claims, JwksRefresh, JwksSource, Role, SigningKey, TenantsClaim, Verifier};
 use kelvin_cache::Cache;
 use kelvin_config::{Config, SigningAlgorithm};
 use kelvin_store::{NewApiKey, Store};
@@ -83,6 +83,7 @@ impl Runtime {
         })
         .await?;
         let (signer, bootstrap_token) = signing_key(&config, &store).await?;
+        let store = store.with_pseudonym_key(&audit_hmac_key(&config, &signer));
         let mut verifier = Verifier::new(config.auth.issuer.clone(), config.auth.audience.clone())
             .with_key(&signer);
         if let Some(ext) = &config.auth.external {
@@ -94,7 +95,15 @@ impl Runtime {
                 }
             };
             let audience = ext.audience.clone().unwrap_or_else(|| config.auth.audience.clone());
-            verifier = verifier.with_external_issuer(ext.issuer.clone(), audience, source).await?;
+            let refresh = JwksRefresh {
+                every: std::time::Duration::from_secs(ext.jwks_refresh_seconds),
+                unknown_kid_min: std::time::Duration::from_secs(
+                    ext.jwks_unknown_kid_refresh_seconds,
+                ),
+            };
+            verifier = verifier
+                .with_external_issuer_refreshing(ext.issuer.clone(), audience, source, refresh)
+                .await?;
         }
         Ok(Self {
             config,
@@ -127,22 +136,71 @@ impl Runtime {
         role: Role,
         expire_unix_seconds: u64,
     ) -> Result<String, kelvin_auth::Error> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        self.signer.sign(&Claims {
-            sub: format!("apikey:{key_id}"),
-            iss: self.config.auth.issuer.clone(),
-            aud: self.config.auth.audience.clone(),
-            exp: expire_unix_seconds,
-            iat: now,
-            jti: Some(key_id.to_owned()),
-            org: org.to_owned(),
-            tenants,
-            role,
-        })
+        mint(&self.config, &self.signer, key_id, org, tenants, role, expire_unix_seconds)
     }
+}
+
+/// Label of the erasure-audit HMAC key derived from the signing key.
+const AUDIT_HMAC_LABEL: &str = "kelvin audit lead pseudonyms v1";
+
+/// The key of the HMAC naming erased leads in audit rows: `auth.audit_hmac_key` when set, else
+/// derived from the signing key under its own label. Deriving needs no new secret (every
+/// service already shares the signing key, and the embedded server generates it in its data
+/// directory); a dedicated key keeps the pseudonyms stable across signing-key rotations.
+pub fn audit_hmac_key(config: &Config, signer: &SigningKey) -> Vec<u8> {
+    match &config.auth.audit_hmac_key {
+        Some(key) => key.expose().as_bytes().to_vec(),
+        None => signer.derive_secret(AUDIT_HMAC_LABEL).to_vec(),
+    }
+}
+
+/// The configured signing key, without generating one: `None` when none is configured and no
+/// key file exists.
+pub fn configured_signing_key(config: &Config) -> Result<Option<SigningKey>, StartError> {
+    if config.auth.signing_algorithm == SigningAlgorithm::HS256 {
+        let secret =
+            config.auth.hs256_secret.as_ref().ok_or_else(|| {
+                StartError::Invalid("auth.hs256_secret is required for HS256".into())
+            })?;
+        return Ok(Some(SigningKey::hs256(secret.expose().as_bytes())?));
+    }
+    if let Some(pem) = &config.auth.signing_key {
+        return Ok(Some(SigningKey::ed25519_from_pem(pem.expose())?));
+    }
+    let path = config.signing_key_path();
+    if path.exists() {
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| StartError::Io(format!("cannot read `{}`: {e}", path.display())))?;
+        return Ok(Some(SigningKey::ed25519_from_pem(&pem)?));
+    }
+    Ok(None)
+}
+
+/// Mints the token of API key `key_id` with `signer`.
+pub(crate) fn mint(
+    config: &Config,
+    signer: &SigningKey,
+    key_id: &str,
+    org: &str,
+    tenants: TenantsClaim,
+    role: Role,
+    expire_unix_seconds: u64,
+) -> Result<String, kelvin_auth::Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    signer.sign(&Claims {
+        sub: format!("apikey:{key_id}"),
+        iss: config.auth.issuer.clone(),
+        aud: config.auth.audience.clone(),
+        exp: expire_unix_seconds,
+        iat: now,
+        jti: Some(key_id.to_owned()),
+        org: org.to_owned(),
+        tenants,
+        role,
+    })
 }
 
 async fn signing_key(
@@ -164,15 +222,10 @@ async fn signing_key(
         };
         return Ok((key, token));
     }
-    if let Some(pem) = &config.auth.signing_key {
-        return Ok((SigningKey::ed25519_from_pem(pem.expose())?, None));
+    if let Some(key) = configured_signing_key(config)? {
+        return Ok((key, None));
     }
     let path = config.signing_key_path();
-    if path.exists() {
-        let pem = std::fs::read_to_string(&path)
-            .map_err(|e| StartError::Io(format!("cannot read `{}`: {e}", path.display())))?;
-        return Ok((SigningKey::ed25519_from_pem(&pem)?, None));
-    }
     if !config.auth.generate_missing_key {
         return Err(StartError::Invalid(format!(
             "no signing key: set auth.signing_key (KELVIN_AUTH__SIGNING_KEY) or create `{}`",

@@ -234,12 +234,22 @@ impl Gate {
         if verified.origin == TokenOrigin::Kelvin
             && let Some(key_id) = verified.principal.api_key_id()
         {
-            let active = self.store.api_key_is_active(key_id).await.map_err(|error| {
+            use kelvin_store::ApiKeyState;
+            let state = self.store.api_key_state(key_id).await.map_err(|error| {
                 tracing::error!(%error, "cannot check API key");
                 Status::unavailable("cannot check the token now, retry")
             })?;
-            if !active {
-                return Err(Status::unauthenticated("token revoked or expired"));
+            match state {
+                ApiKeyState::Active => {}
+                // Signed with this server's key but naming no key it issued: a hand-made token.
+                ApiKeyState::Unknown => {
+                    return Err(Status::unauthenticated(
+                        "unknown API key: this token was not issued by this server (mint one with the `admin-token` command or CreateApiKey)",
+                    ));
+                }
+                ApiKeyState::Revoked | ApiKeyState::Expired | ApiKeyState::TenantInactive => {
+                    return Err(Status::unauthenticated("token revoked or expired"));
+                }
             }
         }
         let roles = permission_for(path).ok_or_else(|| {

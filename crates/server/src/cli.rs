@@ -1,5 +1,5 @@
-//! The command line every service binary shares: `serve` (default) and `migrate`, the config
-//! layers, and `--dump-config`.
+//! The command line every service binary shares: `serve` (default), `migrate` and
+//! `admin-token`, the config layers, and `--dump-config`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,12 +52,113 @@ pub struct ServiceCli {
     pub common: CommonArgs,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum ServiceCommand {
     /// Serve gRPC (the default).
     Serve,
     /// Apply pending database migrations and exit (a Kubernetes job runs this).
     Migrate,
+    /// Mint an admin token with the configured signing key and database, print it once on
+    /// stdout and exit: the first token of a deployment whose key the operator supplies.
+    AdminToken(AdminTokenArgs),
+}
+
+/// What `admin-token` mints.
+#[derive(Debug, Clone, Args)]
+pub struct AdminTokenArgs {
+    /// Organization the token administers (every tenant of it); omit for a platform token
+    /// that reaches every organization.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Lifetime: a number with s, m, h or d (at most two years).
+    #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+    pub ttl: std::time::Duration,
+    /// Display name of the API key, shown by ListApiKeys and in the audit log.
+    #[arg(long, default_value = "operator admin (admin-token)")]
+    pub name: String,
+}
+
+/// Parses `90s`, `15m`, `12h`, `30d` (or plain seconds).
+fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: u64 =
+        number.parse().map_err(|_| format!("`{text}`: expected a number with s, m, h or d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    if number == 0 {
+        return Err("the lifetime must be positive".into());
+    }
+    number
+        .checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is too long"))
+}
+
+/// Mints an admin token bound to a new, revocable and audited API key, and prints it once.
+/// Never generates a signing key: the token must verify on the servers that share this config.
+pub async fn admin_token(config: &Config, args: &AdminTokenArgs) -> anyhow::Result<()> {
+    use kelvin_auth::{Role, TenantsClaim};
+    use kelvin_store::NewApiKey;
+    config.validate()?;
+    let Some(signer) = crate::bootstrap::configured_signing_key(config)? else {
+        anyhow::bail!(
+            "no signing key: set auth.signing_key (KELVIN_AUTH__SIGNING_KEY), auth.signing_key_file or auth.hs256_secret as the servers do, or create `{}`",
+            config.signing_key_path().display()
+        );
+    };
+    let store = kelvin_store::Store::connect(&config.effective_database_url()).await?;
+    let pending = store.pending_migrations().await?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "the database schema is behind ({} pending migrations): run the `migrate` command first",
+            pending.len()
+        );
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let expire = now + args.ttl.as_secs();
+    let org = args.org.clone().filter(|o| o != "*").unwrap_or_default();
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let key = store
+        .create_operator_key(
+            NewApiKey {
+                id: NewApiKey::new_id(),
+                org_id: org.clone(),
+                tenant_id: None,
+                role: Role::Admin,
+                display_name: args.name.clone(),
+                expire_time_ms: i64::try_from(expire.saturating_mul(1000))?,
+            },
+            &format!("operator:{user}"),
+            "admin-token command",
+        )
+        .await?;
+    let claim_org = if org.is_empty() { "*" } else { org.as_str() };
+    let token = crate::bootstrap::mint(
+        config,
+        &signer,
+        &key.id,
+        claim_org,
+        TenantsClaim::All,
+        Role::Admin,
+        expire,
+    )?;
+    eprintln!(
+        "Created API key {} ({}, admin, expires in {}s). The token is shown once; revoke it with RevokeApiKey.",
+        key.id,
+        if org.is_empty() { "platform".to_owned() } else { format!("organization {org}") },
+        args.ttl.as_secs()
+    );
+    println!("{token}");
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
@@ -142,5 +243,24 @@ pub async fn run_service(name: &'static str, mounts: &[MountFn]) -> anyhow::Resu
     match cli.command.unwrap_or(ServiceCommand::Serve) {
         ServiceCommand::Serve => serve(name, config, mounts).await,
         ServiceCommand::Migrate => migrate(&config).await,
+        ServiceCommand::AdminToken(args) => admin_token(&config, &args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ttl;
+    use std::time::Duration;
+
+    #[test]
+    fn lifetimes_take_a_unit() {
+        assert_eq!(parse_ttl("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_ttl("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_ttl("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_ttl("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert_eq!(parse_ttl("60"), Ok(Duration::from_secs(60)));
+        assert!(parse_ttl("0h").is_err());
+        assert!(parse_ttl("1w").is_err());
+        assert!(parse_ttl("h").is_err());
     }
 }

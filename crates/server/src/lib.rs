@@ -17,9 +17,10 @@ mod heavy;
 pub mod scores;
 
 pub use app::{Application, Mount, MountFn};
-pub use bootstrap::{ADMIN_TOKEN_FILE, Runtime, StartError};
+pub use bootstrap::{ADMIN_TOKEN_FILE, Runtime, StartError, audit_hmac_key};
 pub use cli::{
-    CommonArgs, ServiceCli, ServiceCommand, migrate, run_service, serve, shutdown_signal,
+    AdminTokenArgs, CommonArgs, ServiceCli, ServiceCommand, admin_token, migrate, run_service,
+    serve, shutdown_signal,
 };
 pub use clock::Clock;
 pub use context::{CallContext, call_context};

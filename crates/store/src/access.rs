@@ -11,7 +11,9 @@ use sea_orm::{
 
 use crate::audit::{self, Entry, json};
 use crate::entity::{api_key, audit_event, organization, tenant};
-use crate::types::{generated_id, now_ms, validate_display_name, validate_id, validate_labels};
+use crate::types::{
+    ApiKeyState, generated_id, now_ms, validate_display_name, validate_id, validate_labels,
+};
 use crate::{
     ApiKey, AuditEvent, AuditFilter, Error, NewApiKey, NewTenant, Organization, Page, Result,
     Tenant, TenantPatch, TenantState,
@@ -54,13 +56,19 @@ impl TenantScope {
 pub struct Access<'a> {
     pub(crate) db: &'a DatabaseConnection,
     pub(crate) principal: &'a Principal,
+    /// Key of the HMAC naming erased leads in audit rows.
+    pub(crate) pseudonym_key: &'a [u8],
 }
 
 const MAX_KEY_LIFETIME_MS: i64 = 2 * 366 * 24 * 3600 * 1000;
 
 impl<'a> Access<'a> {
-    pub(crate) fn new(db: &'a DatabaseConnection, principal: &'a Principal) -> Self {
-        Self { db, principal }
+    pub(crate) fn new(
+        db: &'a DatabaseConnection,
+        principal: &'a Principal,
+        pseudonym_key: &'a [u8],
+    ) -> Self {
+        Self { db, principal, pseudonym_key }
     }
 
     pub fn principal(&self) -> &Principal {
@@ -726,37 +734,62 @@ impl From<audit_event::Model> for AuditEvent {
 
 // Unscoped system operations (authentication and bootstrap) ----------------------------------
 
-pub(crate) async fn api_key_is_active<C: ConnectionTrait>(
+pub(crate) async fn api_key_state<C: ConnectionTrait>(
     db: &C,
     id: &str,
     now: i64,
-) -> Result<bool> {
+) -> Result<ApiKeyState> {
     let Some(k) = api_key::Entity::find_by_id(id.to_owned()).one(db).await? else {
-        return Ok(false);
+        return Ok(ApiKeyState::Unknown);
     };
-    if k.revoke_time.is_some() || k.expire_time <= now {
-        return Ok(false);
+    if k.revoke_time.is_some() {
+        return Ok(ApiKeyState::Revoked);
+    }
+    if k.expire_time <= now {
+        return Ok(ApiKeyState::Expired);
     }
     if let Some(t) = &k.tenant_id {
         let active = tenant::Entity::find_by_id(t.clone())
             .one(db)
             .await?
             .is_some_and(|t| t.state == "active");
-        return Ok(active);
+        if !active {
+            return Ok(ApiKeyState::TenantInactive);
+        }
     }
-    Ok(true)
+    Ok(ApiKeyState::Active)
 }
 
-pub(crate) async fn create_platform_key(
+pub(crate) async fn create_system_key(
     db: &DatabaseConnection,
     key: NewApiKey,
     actor: &str,
+    reason: &str,
 ) -> Result<ApiKey> {
+    let org_id = if key.org_id.is_empty() || key.org_id == "*" {
+        None
+    } else {
+        organization::Entity::find_by_id(key.org_id.clone())
+            .one(db)
+            .await?
+            .ok_or_else(|| Error::not_found("organization", &key.org_id))?;
+        Some(key.org_id.clone())
+    };
+    if key.tenant_id.is_some() {
+        return Err(Error::invalid("tenant_id", "operator keys reach every tenant"));
+    }
     let now = now_ms();
+    if key.expire_time_ms <= now {
+        return Err(Error::invalid("expire_time", "must be in the future"));
+    }
+    if key.expire_time_ms > now + MAX_KEY_LIFETIME_MS {
+        return Err(Error::invalid("expire_time", "must be at most 2 years ahead"));
+    }
+    validate_display_name("display_name", &key.display_name)?;
     let txn = crate::write_txn(db).await?;
     let row = api_key::ActiveModel {
         id: Set(key.id.clone()),
-        org_id: Set(None),
+        org_id: Set(org_id.clone()),
         tenant_id: Set(None),
         role: Set(key.role.as_str().to_owned()),
         display_name: Set(key.display_name.clone()),
@@ -771,9 +804,9 @@ pub(crate) async fn create_platform_key(
     audit::record(
         &txn,
         actor,
-        &AuditContext { request_id: String::new(), reason: "bootstrap".into() },
+        &AuditContext { request_id: String::new(), reason: reason.to_owned() },
         Entry {
-            org_id: None,
+            org_id: org_id.as_deref(),
             tenant_id: None,
             action: "api_key.create",
             resource: format!("apiKeys/{}", created.id),

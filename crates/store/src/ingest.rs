@@ -7,7 +7,7 @@ use sea_orm::{
     TryInsertResult,
 };
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::audit::{self, Entry};
 use std::collections::HashMap;
@@ -604,8 +604,9 @@ impl Access<'_> {
         Ok(LeadExportPage { lead, company, items })
     }
 
-    /// Erases a lead, its events, outcomes, scores and score history in one transaction. The audit row names the
-    /// lead only by a hash of its id: it keeps no personal data.
+    /// Erases a lead, its events, outcomes, scores and score history in one transaction. The
+    /// audit row names the lead only by its keyed pseudonym ([`crate::Store::lead_pseudonym`]):
+    /// it keeps no personal data, and a plain hash would be reversed by guessing e-mail ids.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.erase_lead", otel.kind = "client"))]
     pub async fn erase_lead(
         &self,
@@ -677,11 +678,7 @@ impl Access<'_> {
             trace_parent: None,
         }));
         crate::scoring::enqueue(&txn, work, now).await?;
-        let digest: String = Sha256::digest(format!("{}/{lead_id}", scope.tenant_id()).as_bytes())
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = lead_pseudonym(self.pseudonym_key, scope.tenant_id(), lead_id);
         audit::record(
             &txn,
             self.principal.actor(),
@@ -690,7 +687,7 @@ impl Access<'_> {
                 org_id: Some(scope.org_id()),
                 tenant_id: Some(scope.tenant_id()),
                 action: "lead.erase",
-                resource: format!("tenants/{}/leads/sha256:{digest}", scope.tenant_id()),
+                resource: format!("tenants/{}/leads/hmac-sha256:{digest}", scope.tenant_id()),
                 before: None,
                 after: Some(serde_json::json!({
                     "events_erased": events.rows_affected,
@@ -713,4 +710,16 @@ impl Access<'_> {
             .count(self.db)
             .await?)
     }
+}
+
+/// HMAC-SHA256 of `tenant/lead` under `key`, first 16 bytes in hex (tenant ids hold no `/`).
+pub(crate) fn lead_pseudonym(key: &[u8], tenant_id: &str, lead_id: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        unreachable!("HMAC accepts keys of any length")
+    };
+    mac.update(tenant_id.as_bytes());
+    mac.update(b"/");
+    mac.update(lead_id.as_bytes());
+    mac.finalize().into_bytes().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }

@@ -45,8 +45,8 @@ pub use scoring::{
     ScorerTxn, StoredCompanyScore, StoredScore, WorkItem, WorkKind, partition_of,
 };
 pub use types::{
-    ApiKey, AuditEvent, AuditFilter, NewApiKey, NewTenant, Organization, Tenant, TenantPatch,
-    TenantState, validate_id,
+    ApiKey, ApiKeyState, AuditEvent, AuditFilter, NewApiKey, NewTenant, Organization, Tenant,
+    TenantPatch, TenantState, validate_id,
 };
 
 /// A pool of connections to the relational store.
@@ -58,6 +58,8 @@ pub struct Store {
     /// Kept to open the scoring worker's dedicated session; never printed (it may hold a
     /// password).
     url: std::sync::Arc<str>,
+    /// Key of the HMAC naming erased leads in audit rows (see [`Store::with_pseudonym_key`]).
+    pseudonym_key: std::sync::Arc<[u8]>,
 }
 
 impl std::fmt::Debug for Store {
@@ -102,7 +104,23 @@ impl Store {
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         });
-        Ok(Self { db, statements, url: url.into() })
+        Ok(Self { db, statements, url: url.into(), pseudonym_key: random_key() })
+    }
+
+    /// Sets the secret key of the HMAC that names erased leads in audit rows. Until set, a
+    /// random per-process key is used: the rows hold no guessable hash, but nobody can later
+    /// check which lead a row names.
+    pub fn with_pseudonym_key(mut self, key: &[u8]) -> Self {
+        self.pseudonym_key = key.into();
+        self
+    }
+
+    /// The pseudonym of lead `lead_id` of tenant `tenant_id` in erasure audit rows: the first
+    /// 16 bytes of HMAC-SHA256(key, `tenant/lead`), hex. An operator holding the key can tell
+    /// whether a given lead was erased; without it the row reveals nothing, even for guessable
+    /// ids such as e-mail addresses.
+    pub fn lead_pseudonym(&self, tenant_id: &str, lead_id: &str) -> String {
+        ingest::lead_pseudonym(&self.pseudonym_key, tenant_id, lead_id)
     }
 
     /// How many statements this store's pool has run since it was opened: what a workload
@@ -143,14 +161,20 @@ impl Store {
 
     /// Everything `principal` may read and change.
     pub fn access<'a>(&'a self, principal: &'a Principal) -> Access<'a> {
-        Access::new(&self.db, principal)
+        Access::new(&self.db, principal, &self.pseudonym_key)
     }
 
     /// Whether the Kelvin API key `id` exists, is not revoked, not expired, and its tenant (when
     /// it has one) is not deleted. Called by authentication for every Kelvin-minted token.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.api_key_is_active", otel.kind = "client"))]
     pub async fn api_key_is_active(&self, id: &str) -> Result<bool> {
-        access::api_key_is_active(&self.db, id, types::now_ms()).await
+        Ok(self.api_key_state(id).await? == ApiKeyState::Active)
+    }
+
+    /// Why the Kelvin API key `id` is (not) usable: authentication tells the caller.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.api_key_state", otel.kind = "client"))]
+    pub async fn api_key_state(&self, id: &str) -> Result<ApiKeyState> {
+        access::api_key_state(&self.db, id, types::now_ms()).await
     }
 
     /// The change head (number of the latest change, 0 before the first) of each of `tenants`
@@ -176,7 +200,26 @@ impl Store {
     /// Creates the platform operator's key (organization `*`), audited as a bootstrap event.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_platform_key", otel.kind = "client"))]
     pub async fn create_platform_key(&self, key: NewApiKey, actor: &str) -> Result<ApiKey> {
-        access::create_platform_key(&self.db, key, actor).await
+        access::create_system_key(
+            &self.db,
+            NewApiKey { org_id: String::new(), ..key },
+            actor,
+            "bootstrap",
+        )
+        .await
+    }
+
+    /// Creates an operator's admin key outside any API call (the `admin-token` command): for
+    /// the platform (`org_id` empty or `*`) or for every tenant of one existing organization.
+    /// Audited with `actor` and `reason` like any key, and revocable with RevokeApiKey.
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_operator_key", otel.kind = "client"))]
+    pub async fn create_operator_key(
+        &self,
+        key: NewApiKey,
+        actor: &str,
+        reason: &str,
+    ) -> Result<ApiKey> {
+        access::create_system_key(&self.db, key, actor, reason).await
     }
 
     /// Erases the tenants whose purge time has passed; returns their ids and incarnations.
@@ -190,6 +233,15 @@ impl Store {
         self.db.execute_unprepared(sql).await?;
         Ok(())
     }
+}
+
+/// 32 random bytes (two v4 UUIDs, hashed).
+fn random_key() -> std::sync::Arc<[u8]> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(uuid::Uuid::new_v4().as_bytes());
+    hasher.update(uuid::Uuid::new_v4().as_bytes());
+    hasher.finalize().to_vec().into()
 }
 
 /// Starts a transaction that will write. On SQLite it takes the write lock at once (`BEGIN

@@ -153,6 +153,18 @@ pub struct NewApiKey {
     pub expire_time_ms: i64,
 }
 
+/// Whether a Kelvin API key may be used, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyState {
+    Active,
+    /// No such key: the token was not minted by this deployment.
+    Unknown,
+    Revoked,
+    Expired,
+    /// The key's tenant is deleted.
+    TenantInactive,
+}
+
 impl NewApiKey {
     /// A fresh key id.
     pub fn new_id() -> String {

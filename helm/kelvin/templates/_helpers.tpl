@@ -131,6 +131,8 @@ KELVIN_AUTH__SIGNING_ALGORITHM: {{ $c.auth.signingAlgorithm | quote }}
 {{- if .issuer }}
 KELVIN_AUTH__EXTERNAL__ISSUER: {{ .issuer | quote }}
 KELVIN_AUTH__EXTERNAL__JWKS_URL: {{ required "config.auth.external.jwksUrl is required with config.auth.external.issuer" .jwksUrl | quote }}
+KELVIN_AUTH__EXTERNAL__JWKS_REFRESH_SECONDS: {{ .jwksRefreshSeconds | default 300 | int | toString | quote }}
+KELVIN_AUTH__EXTERNAL__JWKS_UNKNOWN_KID_REFRESH_SECONDS: {{ .jwksUnknownKidRefreshSeconds | default 30 | int | toString | quote }}
 {{- if .audience }}
 KELVIN_AUTH__EXTERNAL__AUDIENCE: {{ .audience | quote }}
 {{- end }}
@@ -176,6 +178,13 @@ OTEL_RESOURCE_ATTRIBUTES: {{ . | quote }}
       name: {{ $secret }}
       key: {{ $keys.signingKey }}
 {{- end }}
+{{- /* Optional: without it the audit HMAC key is derived from the signing key. */}}
+- name: KELVIN_AUTH__AUDIT_HMAC_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $keys.auditHmacKey }}
+      optional: true
 {{- end }}
 
 {{/* Volumes every Kelvin container needs with a read-only root filesystem. */}}
