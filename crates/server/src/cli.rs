@@ -97,10 +97,12 @@ fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
     if number == 0 {
         return Err("the lifetime must be positive".into());
     }
-    number
-        .checked_mul(seconds)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(|| format!("`{text}` is too long"))
+    /// Two years: an operator's token is a bootstrap, not a standing credential.
+    const MAX_SECONDS: u64 = 2 * 365 * 86_400;
+    match number.checked_mul(seconds) {
+        Some(total) if total <= MAX_SECONDS => Ok(std::time::Duration::from_secs(total)),
+        _ => Err(format!("`{text}` is longer than two years (730d)")),
+    }
 }
 
 /// Mints an admin token bound to a new, revocable and audited API key, and prints it once.
@@ -262,5 +264,8 @@ mod tests {
         assert!(parse_ttl("0h").is_err());
         assert!(parse_ttl("1w").is_err());
         assert!(parse_ttl("h").is_err());
+        assert_eq!(parse_ttl("730d"), Ok(Duration::from_secs(730 * 86_400)));
+        assert!(parse_ttl("731d").is_err());
+        assert!(parse_ttl("99999999999999999d").is_err());
     }
 }
