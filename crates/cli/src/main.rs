@@ -63,7 +63,7 @@ pub enum Command {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
         /// A mapping file, or a built-in one: hubspot-events, hubspot-contacts,
-        /// salesforce-events, salesforce-leads.
+        /// salesforce-events, salesforce-leads (docs/import-mappings.md).
         #[arg(long)]
         mapping: String,
         /// Where bad rows go (line, field, reason). Default: FILE.rejects.csv.
@@ -72,7 +72,8 @@ pub enum Command {
         /// Rows per call.
         #[arg(long, default_value_t = 500)]
         batch: usize,
-        /// Continue an interrupted import from its checkpoint (FILE.kelvin-import).
+        /// Continue an interrupted import from its checkpoint (FILE.kelvin-import); refused
+        /// when the tenant, the file's content or the mapping differ from the checkpoint's.
         #[arg(long)]
         resume: bool,
         /// Stop after this many rows (continue later with --resume).
