@@ -16,7 +16,13 @@ struct Ctl<'a> {
 
 impl Ctl<'_> {
     fn raw(&self, args: &[&str]) -> Output {
+        self.raw_in(&std::env::current_dir().unwrap(), args)
+    }
+
+    /// Runs from directory `cwd`.
+    fn raw_in(&self, cwd: &Path, args: &[&str]) -> Output {
         Command::new(binary("kelvinctl"))
+            .current_dir(cwd)
             .args(args)
             .env("KELVINCTL_CONFIG", &self.config)
             .env_remove("KELVIN_ENDPOINT")
@@ -162,23 +168,51 @@ async fn every_subcommand_against_a_running_server() {
         .join("\n"),
     )
     .unwrap();
-    let sent = ctl.json(&[
-        "events",
-        "send",
-        "--tenant",
-        "client-a",
-        "-f",
-        events.to_str().unwrap(),
-        "--batch",
-        "2",
-    ]);
+    // Some rejected: the rest is sent, each rejected row is shown with its line, field and
+    // reason, and the exit code (3) says so.
+    let send = |format: &str| {
+        let endpoint = format!("http://{}", app.addr);
+        let events = events.to_str().unwrap();
+        ctl.raw(&[
+            "--endpoint",
+            &endpoint,
+            "--token",
+            &app.admin_token,
+            "-o",
+            format,
+            "events",
+            "send",
+            "--tenant",
+            "client-a",
+            "-f",
+            events,
+            "--batch",
+            "2",
+        ])
+    };
+    let out = send("json");
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 of 5 event(s) rejected"));
+    let sent: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (sent["accepted"].as_i64(), sent["duplicates"].as_i64(), sent["rejected"].as_i64()),
         (Some(2), Some(1), Some(2))
     );
-    let lines: Vec<_> =
-        sent["rejects"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
-    assert_eq!(lines, [3, 4]);
+    let rejects: Vec<_> = sent["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_i64().unwrap(), r["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rejects, [(3, ""), (4, "type")]);
+    let out = send("table");
+    assert_eq!(out.status.code(), Some(3));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table.lines().find(|l| l.starts_with("4 ")).unwrap_or_else(|| panic!("{table}"));
+    assert!(table.contains("LINE") && table.contains("REASON"), "{table}");
+    assert!(row.contains("type") && row.contains("must be 1-64 characters"), "{row}");
+    let help = ctl.raw(&["events", "send", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("3 when some were rejected"));
 
     // A template rolled out from one file; a bad target is reported and the exit is non-zero.
     ctl.json(&["tenants", "create", "--org", "agency", "client-b"]);
@@ -215,6 +249,27 @@ async fn every_subcommand_against_a_running_server() {
         .collect();
     assert_eq!(summary, [("client-a", "product-x", 1, true), ("client-b", "default", 1, true)]);
     assert_eq!(ctl.json(&["templates", "list", "--org", "agency"])[0]["template_id"], "standard");
+    // Reapplying the same file changes nothing: no new version, nothing published again.
+    let again = ctl.json(&["templates", "apply", "-f", rollout.to_str().unwrap()]);
+    let summary: Vec<_> = again
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["version"].as_i64().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(summary, [(1, "unchanged"), (1, "unchanged")], "{again}");
+    let versions = ctl.json(&["models", "history", "--tenant", "client-a", "--model", "product-x"]);
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+    let audit = ctl.json(&[
+        "audit",
+        "--org",
+        "agency",
+        "--tenant",
+        "client-b",
+        "--action",
+        "model.publish",
+    ]);
+    assert_eq!(audit.as_array().unwrap().len(), 1, "published once: {audit}");
     write_rollout("  - { tenant: client-b, parameters: { hot: hot } }\n  - { tenant: nobody }\n");
     let stderr = ctl.fails(&["templates", "apply", "-f", rollout.to_str().unwrap()]);
     assert!(stderr.contains("2 target(s) failed"), "{stderr}");
@@ -317,23 +372,19 @@ async fn every_subcommand_against_a_running_server() {
     let stderr = ctl.fails(&["tenants", "create", "--org", "agency", "Bad_Id"]);
     assert!(stderr.contains("tenant_id") && stderr.contains("InvalidArgument"), "{stderr}");
 
-    // Contexts: saved, listed, used without flags; YAML and table output.
+    // Contexts: saved, listed, used without flags and from any directory (a relative token
+    // file is stored absolute); YAML and table output.
     let endpoint = format!("http://{}", app.addr);
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, &app.admin_token).unwrap();
-    assert!(
-        ctl.raw(&[
-            "context",
-            "set",
-            "local",
-            "--endpoint",
-            &endpoint,
-            "--token-file",
-            token_file.to_str().unwrap()
-        ])
-        .status
-        .success()
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/token"), &app.admin_token).unwrap();
+    let set = ctl.raw_in(
+        dir.path(),
+        &["context", "set", "local", "--endpoint", &endpoint, "--token-file", "data/token"],
     );
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = ctl.raw_in(elsewhere.path(), &["-o", "json", "orgs", "list"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = ctl.raw(&["-o", "json", "context", "list"]);
     let contexts: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -346,5 +397,103 @@ async fn every_subcommand_against_a_running_server() {
     let out = ctl.raw(&["tenants", "list", "--org", "agency"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("TENANT") && table.contains("client-a"), "{table}");
+    app.stop().await;
+}
+
+/// `watch` shows the model of each change (a tenant's models each report their own), in
+/// columns that line up whatever the widths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_shows_each_model_s_change_in_aligned_columns() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Ctl { app: &app, config: dir.path().join("config.toml") };
+    ctl.json(&["orgs", "create", "agency"]);
+    ctl.json(&["tenants", "create", "--org", "agency", "client-a"]);
+    let v70 = model_file(dir.path(), 70);
+    for model in ["default", "product-x"] {
+        ctl.json(&[
+            "models",
+            "apply",
+            "-f",
+            &v70,
+            "--tenant",
+            "client-a",
+            "--model",
+            model,
+            "--publish",
+        ]);
+    }
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"event_id": "e1", "lead_id": "a-rather-long-lead-identifier", "type": "page_view", "time": "2026-11-01T10:00:00Z", "properties": {"url": "/pricing"}}"#,
+    )
+    .unwrap();
+    ctl.json(&["events", "send", "--tenant", "client-a", "-f", events.to_str().unwrap()]);
+    // Every change of the lead, per model, once both models scored it.
+    let mut expected = Vec::new();
+    for model in ["default", "product-x"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let history = loop {
+            let h = ctl.json(&[
+                "scores",
+                "history",
+                "--tenant",
+                "client-a",
+                "--model",
+                model,
+                "--all",
+                "a-rather-long-lead-identifier",
+            ]);
+            if !h.as_array().unwrap().is_empty() {
+                break h;
+            }
+            assert!(std::time::Instant::now() < deadline, "never scored by {model}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        for change in history.as_array().unwrap() {
+            expected.push((change["cursor"].as_i64().unwrap(), model.to_owned()));
+        }
+    }
+    expected.sort();
+    let limit = expected.len().to_string();
+    let endpoint = format!("http://{}", app.addr);
+    let out = ctl.raw(&[
+        "--endpoint",
+        &endpoint,
+        "--token",
+        &app.admin_token,
+        "watch",
+        "--tenant",
+        "client-a",
+        "--all",
+        "--after",
+        "-1",
+        "--limit",
+        &limit,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), expected.len() + 1, "{table}");
+    let header = lines[0];
+    let headers = ["CURSOR", "TIME", "MODEL", "LEAD", "FROM", "TO", "TOTAL", "CAUSE"];
+    let starts: Vec<usize> = headers.iter().map(|h| header.find(h).unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]), "{header}");
+    let mut shown = Vec::new();
+    for line in &lines[1..] {
+        // Every cell starts at its header's column, after a gap.
+        let cell = |i: usize| {
+            let end = starts.get(i + 1).copied().unwrap_or(line.len()).min(line.len());
+            line[starts[i]..end].trim_end()
+        };
+        for (i, start) in starts.iter().enumerate().skip(1) {
+            assert_eq!(&line[start - 2..*start], "  ", "column {}: {table}", headers[i]);
+        }
+        assert_eq!(cell(3), "a-rather-long-lead-identifier", "{table}");
+        shown.push((cell(0).parse::<i64>().unwrap(), cell(2).to_owned()));
+    }
+    shown.sort();
+    assert_eq!(shown, expected, "each change once, with its model: {table}");
     app.stop().await;
 }

@@ -74,3 +74,42 @@ async fn the_demo_runs_against_a_running_server() {
     assert!(stdout.contains("kelvinctl scores top"));
     app.stop().await;
 }
+
+/// A second `kelvin demo --endpoint` against the same server makes its own agency (a fresh
+/// suffix) instead of failing on the first one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_reruns_against_the_same_server() {
+    let app = spawn_app().await;
+    let endpoint = format!("http://{}", app.addr);
+    let run = |endpoint: String, token: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(binary("kelvin"))
+                .args(["demo", "--endpoint", &endpoint, "--leads", "120", "--seed", "11"])
+                .env("KELVIN_TOKEN", token)
+                .env_remove("KELVIN_CONFIG")
+                .output()
+                .unwrap()
+        })
+    };
+    let mut agencies = Vec::new();
+    for _ in 0..2 {
+        let out = run(endpoint.clone(), app.admin_token.clone()).await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        check(&stdout);
+        let agency = stdout.lines().find(|l| l.starts_with("Agency `")).unwrap().to_owned();
+        agencies.push(agency.split('`').nth(1).unwrap().to_owned());
+    }
+    assert_eq!(agencies, ["demo-agency-000b", "demo-agency-000b-2"]);
+
+    // The platform-admin hint only for a refused token, not for any failure.
+    let out = run(endpoint.clone(), "not-a-token".into()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && stderr.contains("platform admin"), "{stderr}");
+    let token = app.admin_token.clone();
+    app.stop().await;
+    let out = run(endpoint, token).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "no server, no demo");
+    assert!(!stderr.contains("platform admin"), "{stderr}");
+}

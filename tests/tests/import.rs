@@ -22,6 +22,44 @@ fn import(app: &TestApp, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Runs an import that must fail; returns its stderr.
+fn import_fails(app: &TestApp, args: &[&str]) -> String {
+    let endpoint = format!("http://{}", app.addr);
+    let out = Command::new(binary("kelvinctl"))
+        .args(["--endpoint", &endpoint, "--token", &app.admin_token, "-o", "json", "import"])
+        .args(args)
+        .env("KELVINCTL_CONFIG", "/nonexistent/kelvinctl.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "import {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The times of `lead`'s events in `tenant` (first page), in Unix seconds; none for an
+/// unknown lead.
+async fn event_times(app: &TestApp, tenant: &str, lead: &str) -> Vec<i64> {
+    let mut ingest =
+        kelvin_proto::v1::ingest_service_client::IngestServiceClient::new(app.channel.clone());
+    let reply = ingest
+        .export_lead(authed(
+            &app.admin_token,
+            pb::ExportLeadRequest {
+                tenant_id: tenant.into(),
+                lead_id: lead.into(),
+                page_size: 1000,
+                page_token: String::new(),
+            },
+        ))
+        .await;
+    let page = match reply {
+        Err(s) if s.code() == tonic::Code::NotFound => return Vec::new(),
+        other => other.unwrap().into_inner(),
+    };
+    let mut times: Vec<i64> = page.events.iter().map(|e| e.time.unwrap().seconds).collect();
+    times.sort();
+    times
+}
+
 /// The number of `lead`'s events, over every page of its export.
 async fn export_events(app: &TestApp, lead: &str) -> usize {
     let mut ingest =
@@ -248,5 +286,136 @@ async fn an_import_over_the_tenant_quota_backs_off_and_completes() {
     );
     assert_eq!((summary["accepted"].as_u64(), summary["rejected"].as_u64()), (Some(600), Some(0)));
     assert_eq!(export_events(&app, "lead-0").await, 600);
+    app.stop().await;
+}
+
+/// A checkpoint names its tenant, file (by content) and mapping: resuming with any other is
+/// refused, naming what differs, instead of skipping rows never sent there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_with_another_tenant_file_or_mapping_is_refused() {
+    let app = spawn_app().await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    fixtures::tenant(&app, "acme", "acme-de").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("tasks.csv");
+    let mut text = String::from("Id,WhoId,Type,CreatedDate,Url__c,Subject\n");
+    for i in 0..100 {
+        text.push_str(&format!(
+            "t{i},lead-{},Web Visit,2026-11-01 10:00:00,https://acme.example/p{i},Visit\n",
+            i % 3
+        ));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let file = csv.to_str().unwrap();
+    let args = |tenant: &'static str, mapping: &str| -> Vec<String> {
+        ["--tenant", tenant, "-f", file, "--mapping", mapping, "--batch", "10", "--resume"]
+            .map(str::to_owned)
+            .to_vec()
+    };
+    fn run(a: &[String]) -> Vec<&str> {
+        a.iter().map(String::as_str).collect()
+    }
+    let first = import(
+        &app,
+        &["--tenant", "acme-fr", "-f", file, "--mapping", "salesforce-events", "--max-rows", "30"],
+    );
+    assert_eq!(first["accepted"].as_u64(), Some(30));
+
+    let stderr = import_fails(&app, &run(&args("acme-de", "salesforce-events")));
+    assert!(stderr.contains("tenant: the checkpoint is for `acme-fr`, not `acme-de`"), "{stderr}");
+    assert!(!stderr.contains("file:") && !stderr.contains("mapping:"), "{stderr}");
+
+    // Appended to, or cut short: another file.
+    std::fs::write(&csv, format!("{text}t100,lead-0,Web Visit,2026-11-01 10:00:00,,Visit\n"))
+        .unwrap();
+    let stderr = import_fails(&app, &run(&args("acme-fr", "salesforce-events")));
+    assert!(stderr.contains("file: its content changed"), "{stderr}");
+    std::fs::write(&csv, &text[..text.len() / 2]).unwrap();
+    let stderr = import_fails(&app, &run(&args("acme-fr", "salesforce-events")));
+    assert!(stderr.contains("file: its content changed"), "{stderr}");
+    std::fs::write(&csv, &text).unwrap();
+
+    let mapping = dir.path().join("mine.yaml");
+    let builtin = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/mappings/salesforce-events.yaml"),
+    )
+    .unwrap();
+    std::fs::write(&mapping, builtin.replace("title: \"Subject\"", "subject: \"Subject\""))
+        .unwrap();
+    let stderr = import_fails(&app, &run(&args("acme-fr", mapping.to_str().unwrap())));
+    assert!(stderr.contains("mapping: the checkpoint is for `salesforce-events`"), "{stderr}");
+
+    // Nothing went to the other tenant; the right resume completes without duplicates.
+    assert!(event_times(&app, "acme-de", "lead-0").await.is_empty());
+    let resumed = import(&app, &run(&args("acme-fr", "salesforce-events")));
+    assert_eq!(
+        (resumed["rows"].as_u64(), resumed["accepted"].as_u64(), resumed["duplicates"].as_u64()),
+        (Some(100), Some(100), Some(0)),
+        "{resumed}"
+    );
+
+    // A checkpoint of an older kelvinctl says nothing of what it is for: refused.
+    std::fs::write(
+        dir.path().join("tasks.csv.kelvin-import"),
+        r#"{"rows":30,"accepted":30,"duplicates":0,"rejected":0}"#,
+    )
+    .unwrap();
+    let stderr = import_fails(&app, &run(&args("acme-fr", "salesforce-events")));
+    assert!(stderr.contains("older kelvinctl"), "{stderr}");
+    app.stop().await;
+}
+
+/// A mapping's `time_format` (strftime) and `time_zone` (IANA name or offset) read local
+/// times; a bad one is refused naming the mapping field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapped_times_take_the_mapping_format_and_zone() {
+    let app = spawn_app().await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("visits.csv");
+    std::fs::write(
+        &csv,
+        "id,who,when\nv1,l1,20/10/2026 10:00\nv2,l1,02/11/2026 10:00\nv3,l1,2026-11-02T10:00:00Z\n",
+    )
+    .unwrap();
+    let mapping = dir.path().join("visits.yaml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &mapping,
+            format!(
+                "kind: events\nfields:\n  event_id: id\n  lead_id: who\n  type: {{ column: id, values: {{ v1: page_view, v2: page_view, v3: page_view }} }}\n  time: when\n{extra}"
+            ),
+        )
+        .unwrap();
+    };
+    let args = [
+        "--tenant",
+        "acme-fr",
+        "-f",
+        csv.to_str().unwrap(),
+        "--mapping",
+        mapping.to_str().unwrap(),
+    ];
+    write("time_format: \"%d/%m/%Y %H:%M\"\ntime_zone: Mars/Olympus\n");
+    let stderr = import_fails(&app, &args);
+    assert!(stderr.contains("time_zone: `Mars/Olympus` is not a time zone"), "{stderr}");
+    write("time_format: \"%d/%m/%Y %Q\"\n");
+    let stderr = import_fails(&app, &args);
+    assert!(stderr.contains("time_format: `%d/%m/%Y %Q`"), "{stderr}");
+
+    write("time_format: \"%d/%m/%Y %H:%M\"\ntime_zone: Europe/Paris\n");
+    let summary = import(&app, &args);
+    assert_eq!((summary["accepted"].as_u64(), summary["rejected"].as_u64()), (Some(2), Some(1)));
+    let rejects = std::fs::read_to_string(dir.path().join("visits.csv.rejects.csv")).unwrap();
+    assert!(
+        rejects.contains("4,time,") && rejects.contains("does not match time_format"),
+        "{rejects}"
+    );
+    // 10:00 in Paris: UTC+2 in summer time (2026-10-20T08:00:00Z), UTC+1 after it ends on 25
+    // October (2026-11-02T09:00:00Z).
+    assert_eq!(event_times(&app, "acme-fr", "l1").await, [1_792_483_200, 1_793_610_000]);
     app.stop().await;
 }

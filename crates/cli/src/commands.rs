@@ -290,6 +290,17 @@ async fn scores_cmd(k: &Kelvin, cmd: ScoreCmd, format: Format) -> Result<()> {
     }
 }
 
+const WATCH_COLUMNS: &[output::Column] = &[
+    ("CURSOR", "cursor"),
+    ("TIME", "time"),
+    ("MODEL", "model_id"),
+    ("LEAD", "lead_id"),
+    ("FROM", "previous_band"),
+    ("TO", "band"),
+    ("TOTAL", "total"),
+    ("CAUSE", "cause"),
+];
+
 /// Prints changes as they arrive: one table row, or one JSON/YAML document, per change.
 async fn watch(
     k: &Kelvin,
@@ -299,27 +310,18 @@ async fn watch(
 ) -> Result<()> {
     use std::io::Write as _;
     let mut stream = k.scoring().watch_score_changes(k.req(request)?).await?.into_inner();
+    // A tenant's models each report their own change of a lead: the model column tells them
+    // apart.
+    let table = output::Stream::new(WATCH_COLUMNS, &[8, 24, 16, 36, 13, 13, 8]);
     if format == Format::Table {
-        println!(
-            "{:<8}  {:<20}  {:<24}  {:<10}  {:<10}  {:>8}  CAUSE",
-            "CURSOR", "TIME", "LEAD", "FROM", "TO", "TOTAL"
-        );
+        table.header();
     }
     let mut seen = 0;
     while let Some(message) = stream.message().await? {
         let Some(change) = message.change else { continue };
         let v = res::score_change(change);
         match format {
-            Format::Table => println!(
-                "{:<8}  {:<20}  {:<24}  {:<10}  {:<10}  {:>8}  {}",
-                v["cursor"],
-                v["time"].as_str().unwrap_or_default(),
-                v["lead_id"].as_str().unwrap_or_default(),
-                v["previous_band"].as_str().unwrap_or_default(),
-                v["band"].as_str().unwrap_or_default(),
-                v["total"],
-                v["cause"].as_str().unwrap_or_default(),
-            ),
+            Format::Table => table.row(&v),
             Format::Json => println!("{}", serde_json::to_string(&v)?),
             Format::Yaml => print!("---\n{}", serde_saphyr::to_string(&v)?),
         }
@@ -469,6 +471,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 std::path::PathBuf::from(name)
             });
             let opts = crate::import::Options {
+                tenant: tenant.clone(),
                 file,
                 mapping,
                 rejects: rejects.clone(),
@@ -613,6 +616,13 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The canonical path of an existing file, else the path made absolute from here.
+fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf> {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .with_context(|| format!("cannot resolve {}", path.display()))
+}
+
 fn context_cmd(cmd: &ContextCmd, format: Format) -> Result<()> {
     let mut file = ConfigFile::load()?;
     match cmd {
@@ -622,7 +632,8 @@ fn context_cmd(cmd: &ContextCmd, format: Format) -> Result<()> {
                 Context {
                     endpoint: endpoint.clone(),
                     token: token.clone(),
-                    token_file: token_file.clone(),
+                    // Absolute, so the context works from any directory.
+                    token_file: token_file.as_deref().map(absolute).transpose()?,
                 },
             );
             file.current = Some(name.clone());
@@ -1025,7 +1036,9 @@ async fn send_events(
             }
             match parse_event(&line) {
                 Ok(e) => pending.push((n + 1, e)),
-                Err(reason) => rejects.push(json!({"line": n + 1, "field": "", "reason": reason})),
+                Err((field, reason)) => {
+                    rejects.push(json!({"line": n + 1, "field": field, "reason": reason}))
+                }
             }
         }
         if pending.is_empty() {
@@ -1042,24 +1055,63 @@ async fn send_events(
         duplicates += i64::from(reply.duplicates);
         for (r, n) in reply.results.into_iter().zip(numbers) {
             if r.status == pb::ItemStatus::Rejected as i32 {
-                rejects.push(json!({"line": n, "field": r.field, "reason": r.reason}));
+                // The server names the field by batch position (`events[3].time`); the line
+                // says which event.
+                let field = match r.field.split_once("].") {
+                    Some((_, f)) => f.to_owned(),
+                    None => r.field,
+                };
+                rejects.push(json!({"line": n, "field": field, "reason": r.reason}));
             }
         }
     }
-    let summary = json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejects.len(), "rejects": rejects});
+    rejects.sort_by_key(|r| r["line"].as_u64());
+    let rejected = rejects.len();
+    let summary = json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "rejects": rejects});
     output::print(
         format,
         &summary,
         &[("ACCEPTED", "accepted"), ("DUPLICATES", "duplicates"), ("REJECTED", "rejected")],
-    )
+    )?;
+    if rejected > 0 {
+        if format == Format::Table {
+            println!();
+            output::print(
+                format,
+                &summary["rejects"],
+                &[("LINE", "line"), ("FIELD", "field"), ("REASON", "reason")],
+            )?;
+        }
+        return Err(PartlyRejected {
+            rejected,
+            total: accepted as usize + duplicates as usize + rejected,
+        }
+        .into());
+    }
+    Ok(())
 }
 
-fn parse_event(line: &str) -> Result<pb::EventInput, String> {
-    let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+/// Some events were rejected (the others were sent): `kelvinctl` exits with
+/// [`PartlyRejected::EXIT_CODE`] rather than 1, so scripts can tell it from a failed call.
+#[derive(Debug, thiserror::Error)]
+#[error("{rejected} of {total} event(s) rejected (listed with their line, field and reason)")]
+pub struct PartlyRejected {
+    pub rejected: usize,
+    pub total: usize,
+}
+
+impl PartlyRejected {
+    pub const EXIT_CODE: u8 = 3;
+}
+
+/// An event of a JSON line; an error is the field and the reason.
+fn parse_event(line: &str) -> Result<pb::EventInput, (String, String)> {
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| (String::new(), format!("not JSON: {e}")))?;
     let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     let time =
         time::OffsetDateTime::parse(&text("time"), &time::format_description::well_known::Rfc3339)
-            .map_err(|e| format!("time: {e}"))?;
+            .map_err(|e| ("time".to_owned(), format!("not an RFC 3339 time: {e}")))?;
     let ms = (time.unix_timestamp_nanos() / 1_000_000) as i64;
     Ok(pb::EventInput {
         event_id: text("event_id"),
@@ -1202,8 +1254,15 @@ async fn apply_template(k: &Kelvin, file: &std::path::Path, format: Format) -> R
         .results
         .into_iter()
         .map(|r| {
+            let status = match (r.code, r.unchanged, r.published) {
+                (0, true, _) => "unchanged",
+                (0, false, true) => "published",
+                (0, false, false) => "draft",
+                _ => "failed",
+            };
             json!({
                 "tenant_id": r.tenant_id, "model_id": r.model_id, "version": r.version, "published": r.published,
+                "unchanged": r.unchanged, "status": status,
                 "code": format!("{:?}", Code::from_i32(r.code)), "message": r.message,
                 "errors": r.errors.into_iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>(),
             })
@@ -1216,7 +1275,7 @@ async fn apply_template(k: &Kelvin, file: &std::path::Path, format: Format) -> R
             ("TENANT", "tenant_id"),
             ("MODEL", "model_id"),
             ("VERSION", "version"),
-            ("PUBLISHED", "published"),
+            ("STATUS", "status"),
             ("RESULT", "code"),
             ("MESSAGE", "message"),
         ],

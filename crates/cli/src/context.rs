@@ -101,7 +101,14 @@ pub fn resolve(
         None => match &ctx.token_file {
             Some(f) => Some(
                 std::fs::read_to_string(f)
-                    .with_context(|| format!("cannot read token file {}", f.display()))?
+                    .with_context(|| {
+                        let hint = if f.is_relative() {
+                            " (a relative path, read from the current directory: set the context again to store it absolute)"
+                        } else {
+                            ""
+                        };
+                        format!("cannot read token file {}{hint}", f.display())
+                    })?
                     .trim()
                     .to_owned(),
             ),

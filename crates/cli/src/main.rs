@@ -63,7 +63,7 @@ pub enum Command {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
         /// A mapping file, or a built-in one: hubspot-events, hubspot-contacts,
-        /// salesforce-events, salesforce-leads.
+        /// salesforce-events, salesforce-leads (docs/import-mappings.md).
         #[arg(long)]
         mapping: String,
         /// Where bad rows go (line, field, reason). Default: FILE.rejects.csv.
@@ -72,7 +72,8 @@ pub enum Command {
         /// Rows per call.
         #[arg(long, default_value_t = 500)]
         batch: usize,
-        /// Continue an interrupted import from its checkpoint (FILE.kelvin-import).
+        /// Continue an interrupted import from its checkpoint (FILE.kelvin-import); refused
+        /// when the tenant, the file's content or the mapping differ from the checkpoint's.
         #[arg(long)]
         resume: bool,
         /// Stop after this many rows (continue later with --resume).
@@ -254,6 +255,8 @@ pub enum TemplateCmd {
     /// Create the template described by a file (when missing) and apply it to its targets:
     /// `organization`, `template: {id, display_name, model_file, parameters: [{name, default,
     /// description}]}`, `targets: [{tenant, model, parameters}]`, `publish`, `comment`.
+    /// A target whose active version already has the rendered model is left as is
+    /// (`unchanged`: no new version, no rescore).
     Apply {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
@@ -341,6 +344,10 @@ pub enum ScoreCmd {
 pub enum EventCmd {
     /// Send events from a JSON-lines file (`-` for stdin): one object per line with
     /// `event_id`, `lead_id`, `type`, `time` (RFC 3339) and optional `properties`.
+    ///
+    /// Rejected events are listed with their line, field and reason; the exit code is 0 when
+    /// every event was accepted (or a duplicate), 3 when some were rejected (the others were
+    /// sent), 1 on any other error.
     Send {
         #[arg(long)]
         tenant: String,
@@ -358,6 +365,10 @@ async fn main() -> ExitCode {
     match commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            if let Some(partly) = error.downcast_ref::<commands::PartlyRejected>() {
+                eprintln!("error: {partly}");
+                return ExitCode::from(commands::PartlyRejected::EXIT_CODE);
+            }
             match error.downcast_ref::<tonic::Status>() {
                 Some(status) => commands::print_status(status),
                 None => eprintln!("error: {error:#}"),

@@ -372,19 +372,37 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let demo = Demo { channel, token };
     let started = Instant::now();
 
-    // The agency and its clients.
-    let suffix = format!("{:04x}", options.seed % 0xffff);
+    // The agency and its clients, named after the seed; a server that already has them (an
+    // earlier run) gets a fresh numbered suffix, so the demo reruns against one server.
+    let base = format!("{:04x}", options.seed % 0xffff);
+    let mut admin = TenantServiceClient::new(demo.channel.clone());
+    let mut run = 1;
+    let suffix = loop {
+        let suffix = if run == 1 { base.clone() } else { format!("{base}-{run}") };
+        let created = admin
+            .create_organization(demo.req(pb::CreateOrganizationRequest {
+                organization_id: format!("demo-agency-{suffix}"),
+                display_name: "Demo agency".into(),
+                request_id: String::new(),
+            })?)
+            .await;
+        match created {
+            Ok(_) => break suffix,
+            Err(s) if s.code() == tonic::Code::AlreadyExists && run < 1000 => run += 1,
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
+                ) =>
+            {
+                return Err(anyhow::Error::new(s)
+                    .context("creating the demo agency (is the token a platform admin's?)"));
+            }
+            Err(s) => return Err(anyhow::Error::new(s).context("creating the demo agency")),
+        }
+    };
     let org = format!("demo-agency-{suffix}");
     let tenants = [format!("saas-client-{suffix}"), format!("software-shop-{suffix}")];
-    let mut admin = TenantServiceClient::new(demo.channel.clone());
-    admin
-        .create_organization(demo.req(pb::CreateOrganizationRequest {
-            organization_id: org.clone(),
-            display_name: "Demo agency".into(),
-            request_id: String::new(),
-        })?)
-        .await
-        .context("creating the demo agency (is the token a platform admin's?)")?;
     let spec: Value = serde_json::to_value(
         kelvin_engine::ModelSpec::from_yaml(MODEL)
             .map_err(|e| anyhow::anyhow!("{e}"))?

@@ -283,7 +283,7 @@ impl ModelApi {
         target: pb::TemplateTarget,
         publish: bool,
         comment: &str,
-    ) -> Result<(String, i64, bool), ApiError> {
+    ) -> Result<Applied, ApiError> {
         let model_id =
             if target.model_id.is_empty() { "default".to_owned() } else { target.model_id };
         // Reach first: a tenant out of reach is NOT_FOUND whatever its parameters.
@@ -327,9 +327,42 @@ impl ModelApi {
             }
             Err(e) => return Err(e.into()),
         };
-        let version = access
-            .create_model_version(&scope, &model.id, &checked.json, &reason, &audit(ctx, &reason))
-            .await?;
+        // Reapplying an unchanged template is a no-op, like `kelvinctl models apply`: an active
+        // version with the same spec is kept (no new version, no rescore), and a draft with the
+        // same spec is reused rather than duplicated.
+        let wanted = kelvin_store::canonical_json(&checked.json);
+        let same = |v: i64| {
+            let (access, scope, model_id, wanted) = (&access, &scope, &model.id, &wanted);
+            async move {
+                if v == 0 {
+                    return Ok::<_, ApiError>(false);
+                }
+                let stored = access.get_model_version(scope, model_id, v).await?;
+                Ok(kelvin_store::canonical_json(&stored.spec) == *wanted)
+            }
+        };
+        if same(model.active_version).await? {
+            return Ok(Applied {
+                model_id: model.id,
+                version: model.active_version,
+                published: true,
+                unchanged: true,
+            });
+        }
+        let version =
+            if model.latest_version > model.active_version && same(model.latest_version).await? {
+                access.get_model_version(&scope, &model.id, model.latest_version).await?
+            } else {
+                access
+                    .create_model_version(
+                        &scope,
+                        &model.id,
+                        &checked.json,
+                        &reason,
+                        &audit(ctx, &reason),
+                    )
+                    .await?
+            };
         if publish {
             let diff = Self::activation_diff(&access, &scope, &model.id, version.version).await?;
             access
@@ -344,8 +377,22 @@ impl ModelApi {
                 )
                 .await?;
         }
-        Ok((model.id, version.version, publish))
+        Ok(Applied {
+            model_id: model.id,
+            version: version.version,
+            published: publish,
+            unchanged: false,
+        })
     }
+}
+
+/// What applying a template did to one target.
+struct Applied {
+    model_id: String,
+    version: i64,
+    published: bool,
+    /// The active version already had the rendered spec: nothing was created or published.
+    unchanged: bool,
 }
 
 #[tonic::async_trait]
@@ -711,14 +758,15 @@ impl ModelService for ModelApi {
             let requested_model = target.model_id.clone();
             let result =
                 match self.apply_one(&ctx, &template, target, req.publish, &req.comment).await {
-                    Ok((model_id, version, published)) => pb::TemplateResult {
+                    Ok(applied) => pb::TemplateResult {
                         tenant_id,
-                        model_id,
-                        version,
-                        published,
+                        model_id: applied.model_id,
+                        version: applied.version,
+                        published: applied.published,
                         code: tonic::Code::Ok as i32,
                         message: String::new(),
                         errors: Vec::new(),
+                        unchanged: applied.unchanged,
                     },
                     Err(error) => {
                         let errors = match &error {
@@ -744,6 +792,7 @@ impl ModelService for ModelApi {
                             code: status.code() as i32,
                             message: status.message().to_owned(),
                             errors,
+                            unchanged: false,
                         }
                     }
                 };
