@@ -643,6 +643,36 @@ impl ScorerDb {
             .await?)
     }
 
+    /// Those of `lead_ids` with queued event or attribute work of their own. A rescore pass
+    /// leaves them to that work, which scores them under the active version anyway and knows
+    /// what changed them (a lead first seen through an event that arrived after the publish is
+    /// scored for its event, not as a rescore).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.leads_with_work", otel.kind = "client"))]
+    pub async fn leads_with_work(
+        &self,
+        tenant_id: &str,
+        lead_ids: &[String],
+    ) -> Result<HashSet<String>> {
+        let mut out = HashSet::new();
+        for chunk in lead_ids.chunks(CHUNK) {
+            let rows: Vec<String> = scoring_queue::Entity::find()
+                .filter(scoring_queue::Column::TenantId.eq(tenant_id))
+                .filter(scoring_queue::Column::SubjectId.is_in(chunk.iter().cloned()))
+                .filter(
+                    scoring_queue::Column::Kind
+                        .is_in([WorkKind::Event as i32, WorkKind::Lead as i32]),
+                )
+                .select_only()
+                .column(scoring_queue::Column::SubjectId)
+                .distinct()
+                .into_tuple()
+                .all(&self.session)
+                .await?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     /// How many leads a tenant has (the length of a rescore pass).
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.lead_count", otel.kind = "client"))]
     pub async fn lead_count(&self, tenant_id: &str) -> Result<u64> {

@@ -667,6 +667,11 @@ impl Worker {
             let versions = self.db.score_versions(&pass.tenant_id, &pass.model_id, &mine).await?;
             let stale: Vec<String> =
                 mine.into_iter().filter(|id| versions.get(id) != Some(&pass.version)).collect();
+            // Leads with queued work of their own are left to it (see `leads_with_work`). Only
+            // this worker consumes its partitions' work, so that work is still queued when it
+            // runs: a lead this page saw committed its lead row and its work together.
+            let queued = self.db.leads_with_work(&pass.tenant_id, &stale).await?;
+            let stale: Vec<String> = stale.into_iter().filter(|id| !queued.contains(id)).collect();
             let tenant = pass.tenant_id.clone();
             if let Some(p) = self.passes.first_mut() {
                 p.after = last;
