@@ -159,6 +159,8 @@ pub struct StoredScore {
     pub action: String,
     /// Reason of the exclusion that disqualified the lead; empty otherwise.
     pub disqualification: String,
+    /// Id of that exclusion; empty otherwise (and on scores stored before it was kept).
+    pub disqualification_rule: String,
     /// The engine's incremental state (`LeadState::to_bytes`).
     pub state: Vec<u8>,
     /// Events absorbed into `state`.
@@ -184,6 +186,7 @@ pub(crate) fn score_row(m: lead_score::Model) -> StoredScore {
         grade: m.grade,
         action: m.action,
         disqualification: m.disqualification,
+        disqualification_rule: m.disqualification_rule,
         state: m.state,
         event_count: m.event_count,
         as_of_ms: m.as_of,
@@ -207,6 +210,7 @@ fn score_model(s: StoredScore) -> lead_score::ActiveModel {
         grade: Set(s.grade),
         action: Set(s.action),
         disqualification: Set(s.disqualification),
+        disqualification_rule: Set(s.disqualification_rule),
         state: Set(s.state),
         event_count: Set(s.event_count),
         as_of: Set(s.as_of_ms),

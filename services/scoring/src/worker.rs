@@ -854,6 +854,11 @@ impl Worker {
                         band: score.band.clone(),
                         grade,
                         action,
+                        disqualification_rule: score
+                            .disqualified
+                            .as_ref()
+                            .map(|d| d.rule_id.clone())
+                            .unwrap_or_default(),
                         disqualification: score.disqualified.map(|d| d.reason).unwrap_or_default(),
                         state: state.to_bytes(),
                         event_count: count,
@@ -964,7 +969,7 @@ fn summary(s: &StoredScore) -> Score {
         action: None,
         grade: None,
         disqualified: (!s.disqualification.is_empty()).then(|| Disqualification {
-            rule_id: String::new(),
+            rule_id: s.disqualification_rule.clone(),
             reason: s.disqualification.clone(),
         }),
         contributions: Vec::new(),
