@@ -186,6 +186,56 @@ async fn roles_outside_the_permission_table_are_denied() {
     app.stop().await;
 }
 
+/// Issue 16: grpcurl could not show validation errors ("google.rpc.BadRequest is not
+/// recognized"): reflection serves the error-detail types, and every file they import.
+#[tokio::test]
+async fn reflection_serves_the_error_detail_types() {
+    use prost::Message as _;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let app = spawn_app().await;
+    let mut reflection = ServerReflectionClient::new(app.channel.clone());
+    let mut ask = async |request: MessageRequest| {
+        let request =
+            ServerReflectionRequest { host: String::new(), message_request: Some(request) };
+        let mut replies = reflection
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        match replies.message().await.unwrap().unwrap().message_response {
+            Some(MessageResponse::FileDescriptorResponse(files)) => files
+                .file_descriptor_proto
+                .iter()
+                .map(|b| prost_types::FileDescriptorProto::decode(b.as_slice()).unwrap())
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        }
+    };
+    for symbol in [
+        "google.rpc.BadRequest",
+        "google.rpc.RetryInfo",
+        "google.rpc.ErrorInfo",
+        "google.rpc.Status",
+    ] {
+        let files = ask(MessageRequest::FileContainingSymbol(symbol.into())).await;
+        let name = symbol.rsplit('.').next().unwrap();
+        let file = files
+            .iter()
+            .find(|f| f.message_type.iter().any(|m| m.name() == name))
+            .unwrap_or_else(|| panic!("{symbol} not in {files:?}"));
+        assert_eq!(file.package(), "google.rpc");
+        // What grpcurl asks next: the files it imports (google/protobuf/duration.proto, ...).
+        for dependency in &file.dependency {
+            let files = ask(MessageRequest::FileByFilename(dependency.clone())).await;
+            assert!(files.iter().any(|f| f.name() == dependency), "{dependency}");
+        }
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn health_and_reflection_need_no_token() {
     let app = spawn_app().await;

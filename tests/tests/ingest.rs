@@ -559,3 +559,106 @@ async fn erasure_audit_names_the_lead_by_a_keyed_hash_not_a_guessable_one() {
     );
     app.stop().await;
 }
+
+/// Issue 16: `"60 000 €"` for a numeric attribute silently failed the numeric rule. Ingestion
+/// stores the item and says so, per item, at the value's path, naming the model and the rule.
+#[tokio::test]
+async fn values_a_numeric_rule_cannot_read_are_stored_with_a_warning() {
+    let app = setup().await;
+    let mut spec = kelvin_integration_tests::json::b2b_spec();
+    spec["engagement"].as_array_mut().unwrap().push(json!({
+        "id": "big_order", "when": {"field": "event.amount", "op": "gt", "value": 1000}, "points": 5
+    }));
+    fixtures::publish(app.channel.clone(), &app.admin_token, "acme-fr", "default", spec).await;
+    let mut api = ingest(&app);
+    let leads = vec![
+        pb::LeadInput {
+            lead_id: "ok".into(),
+            attributes: Some(to_struct(json!({"budget": "60000", "company_size": 120}))),
+            ..Default::default()
+        },
+        pb::LeadInput {
+            lead_id: "euro".into(),
+            attributes: Some(to_struct(json!({"budget": "60 000 €", "country": "FR"}))),
+            enriched: Some(to_struct(json!({"company_size": "big"}))),
+            ..Default::default()
+        },
+    ];
+    let reply = api
+        .upsert_leads(authed(
+            &app.admin_token,
+            pb::UpsertLeadsRequest { tenant_id: "acme-fr".into(), leads },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.results.iter().all(|r| r.status == pb::ItemStatus::Accepted as i32));
+    assert!(reply.results[0].warnings.is_empty(), "{:?}", reply.results[0]);
+    let warned: Vec<(&str, &str, &str)> = reply.results[1]
+        .warnings
+        .iter()
+        .map(|w| (w.field.as_str(), w.model_id.as_str(), w.rule_id.as_str()))
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            ("leads[1].enriched.company_size", "default", "company_size_mid"),
+            ("leads[1].attributes.budget", "default", "bant_budget"),
+        ]
+    );
+    assert!(reply.results[1].warnings[1].message.contains("60 000 €"), "{:?}", reply.results[1]);
+
+    let companies = vec![pb::CompanyInput {
+        company_id: "globex".into(),
+        attributes: Some(to_struct(json!({"employees": "about 200"}))),
+    }];
+    let reply = api
+        .upsert_companies(authed(
+            &app.admin_token,
+            pb::UpsertCompaniesRequest { tenant_id: "acme-fr".into(), companies },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.results[0].status, pb::ItemStatus::Accepted as i32);
+    assert_eq!(reply.results[0].warnings[0].field, "companies[0].attributes.employees");
+
+    let mut order = event("o1", "euro", "purchase", now_s());
+    order.properties = Some(to_struct(json!({"amount": "1 500 $"})));
+    let reply = api
+        .ingest_events(authed(
+            &app.admin_token,
+            pb::IngestEventsRequest {
+                tenant_id: "acme-fr".into(),
+                events: vec![event("v1", "euro", "page_view", now_s()), order],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.accepted, 2);
+    assert!(reply.results[0].warnings.is_empty());
+    assert_eq!(
+        (
+            reply.results[1].warnings[0].field.as_str(),
+            reply.results[1].warnings[0].rule_id.as_str()
+        ),
+        ("events[1].properties.amount", "big_order")
+    );
+    // Stored as sent.
+    let export = api
+        .export_lead(authed(
+            &app.admin_token,
+            pb::ExportLeadRequest {
+                tenant_id: "acme-fr".into(),
+                lead_id: "euro".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let attributes = kelvin_proto::convert::struct_json(export.lead.unwrap().attributes.unwrap());
+    assert_eq!(attributes["budget"], json!("60 000 €"));
+    app.stop().await;
+}

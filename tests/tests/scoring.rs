@@ -523,6 +523,28 @@ async fn a_consumer_resuming_from_its_cursor_gets_every_change_exactly_once() {
     app.stop().await;
 }
 
+/// Issue 16: a disqualification named its reason only; it names its exclusion's id too, in the
+/// stored score (GetScore, through the cache too) and in the explanation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disqualification_names_its_exclusion_rule() {
+    let app = setup().await;
+    fixtures::publish(app.channel.clone(), &app.admin_token, T, "default", b2b_spec()).await;
+    upsert_lead(&app, "eve", "rivalsoft", json!({"email": "eve@rivalsoft.example"})).await;
+    let stored = score_where(&app, "eve", "eve disqualified", |s| s.band == "disqualified").await;
+    let stored = stored.score.unwrap();
+    assert_eq!(
+        (stored.disqualification_rule_id.as_str(), stored.disqualification_reason.as_str()),
+        ("competitor", "email domain of a competitor")
+    );
+    let explained = explain(&app, "eve").await.score.unwrap();
+    assert_eq!(explained.disqualification_rule_id, "competitor");
+    // A lead that is not disqualified names no rule.
+    upsert_lead(&app, "ana", "globex", json!({"country": "FR"})).await;
+    let ana = score_where(&app, "ana", "ana's score", |s| s.fit > 0.0).await.score.unwrap();
+    assert_eq!((ana.disqualification_rule_id.as_str(), ana.band.is_empty()), ("", false));
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decay_crossing_a_band_threshold_notifies_with_no_new_event() {
     let app = setup().await;

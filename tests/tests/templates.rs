@@ -57,7 +57,9 @@ async fn a_template_rolls_out_to_fifty_tenants_with_a_result_each() {
             pb::TemplateParameter {
                 name: "competitors".into(),
                 description: "competitor domains".into(),
-                default_value: Some(value(json!([]))),
+                // Not `[]`: an exclusion needs at least one domain, and CreateTemplate now
+                // validates the spec with its defaults.
+                default_value: Some(value(json!(["competitor.example"]))),
             },
             pb::TemplateParameter {
                 name: "client".into(),
@@ -262,5 +264,97 @@ async fn a_template_rolls_out_to_fifty_tenants_with_a_result_each() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
+    app.stop().await;
+}
+
+/// Issue 16: CreateTemplate accepted an invalid operator and the error appeared later, tenant by
+/// tenant. Now every problem is refused at creation, each at its path (not doubled), and
+/// ApplyTemplate names parameters at `parameters.<name>`.
+#[tokio::test]
+async fn a_template_with_invalid_operators_is_refused_at_creation_listing_every_problem() {
+    use tonic_types::StatusExt as _;
+    let app = spawn_app().await;
+    fixtures::org(&app, "agency").await;
+    fixtures::tenant(&app, "agency", "client-01").await;
+    let (agency, _) = fixtures::token(&app, "agency", "", pb::Role::Admin).await;
+    let mut api = models(&app);
+    let parameters = vec![
+        pb::TemplateParameter {
+            name: "hot".into(),
+            description: String::new(),
+            default_value: None,
+        },
+        pb::TemplateParameter {
+            name: "countries".into(),
+            description: String::new(),
+            default_value: None,
+        },
+    ];
+    let mut spec = template_spec();
+    spec["description"] = json!("B2B");
+    spec["exclusions"][1]["when"]["value"] = json!(["rival.example"]);
+    spec["fit"][1]["when"]["op"] = json!("bigger_than");
+    spec["fit"][2]["when"]["op"] = json!("matches_not");
+    let template = pb::Template {
+        organization_id: "agency".into(),
+        template_id: "broken".into(),
+        display_name: "Broken".into(),
+        spec: Some(to_struct(spec.clone())),
+        parameters: parameters.clone(),
+        ..Default::default()
+    };
+    let status = api
+        .create_template(authed(&agency, pb::CreateTemplateRequest { template: Some(template) }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    let details = status.get_error_details();
+    let fields: Vec<&str> =
+        details.bad_request().unwrap().field_violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["template.spec.fit[1].when.op", "template.spec.fit[2].when.op"]);
+    for path in ["spec.fit[1].when.op", "spec.fit[2].when.op"] {
+        assert!(status.message().contains(path), "{}", status.message());
+    }
+
+    // Fixed, it is accepted whatever the tenants' values will be; a missing value is named
+    // once at ApplyTemplate: `parameters.countries`, not `parameters.parameters.countries`.
+    spec["fit"][1]["when"]["op"] = b2b_spec()["fit"][1]["when"]["op"].clone();
+    spec["fit"][2]["when"]["op"] = b2b_spec()["fit"][2]["when"]["op"].clone();
+    let template = pb::Template {
+        organization_id: "agency".into(),
+        template_id: "fixed".into(),
+        display_name: "Fixed".into(),
+        spec: Some(to_struct(spec)),
+        parameters,
+        ..Default::default()
+    };
+    api.create_template(authed(&agency, pb::CreateTemplateRequest { template: Some(template) }))
+        .await
+        .unwrap();
+    let reply = api
+        .apply_template(authed(
+            &agency,
+            pb::ApplyTemplateRequest {
+                organization_id: "agency".into(),
+                template_id: "fixed".into(),
+                targets: vec![pb::TemplateTarget {
+                    tenant_id: "client-01".into(),
+                    model_id: String::new(),
+                    parameters: Some(to_struct(json!({"hot": 70, "nope": 1}))),
+                }],
+                publish: false,
+                comment: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let paths: Vec<&str> = reply.results[0].errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["parameters.nope", "parameters.countries"], "{:?}", reply.results[0]);
+    assert!(
+        !reply.results[0].message.contains("parameters.parameters"),
+        "{}",
+        reply.results[0].message
+    );
     app.stop().await;
 }

@@ -195,6 +195,84 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     app.stop().await;
 }
 
+/// Issue 16: with no mask, UpdateTenant wiped the labels; `*` was refused (AIP-134).
+#[tokio::test]
+async fn update_without_a_mask_changes_what_it_sets_and_star_replaces_everything() {
+    let app = spawn_app().await;
+    let mut api = app.tenants();
+    let token = app.admin_token.clone();
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    let mask = |paths: &[&str]| {
+        Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
+    };
+    let mut update = async |tenant: pb::Tenant, update_mask| {
+        api.update_tenant(authed(
+            &token,
+            pb::UpdateTenantRequest { tenant: Some(tenant), update_mask },
+        ))
+        .await
+        .map(|r| r.into_inner().tenant.unwrap())
+    };
+    let labels: std::collections::HashMap<String, String> =
+        [("tier".to_string(), "gold".to_string())].into();
+    let with_labels = update(
+        pb::Tenant { tenant_id: "acme-fr".into(), labels: labels.clone(), ..Default::default() },
+        mask(&["labels"]),
+    )
+    .await
+    .unwrap();
+
+    // No mask: only the display name is set, so only it changes; the labels stay.
+    let renamed = update(
+        pb::Tenant {
+            tenant_id: "acme-fr".into(),
+            display_name: "Acme France".into(),
+            ..Default::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(renamed.display_name, "Acme France");
+    assert_eq!(renamed.labels, labels);
+    assert_ne!(renamed.etag, with_labels.etag);
+
+    // `*`: full replacement, the labels the request leaves empty are cleared.
+    let replaced = update(
+        pb::Tenant {
+            tenant_id: "acme-fr".into(),
+            display_name: "Acme FR".into(),
+            ..Default::default()
+        },
+        mask(&["*"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(replaced.display_name, "Acme FR");
+    assert!(replaced.labels.is_empty(), "{:?}", replaced.labels);
+
+    // An unknown path is refused by name, and nothing changes.
+    let err = update(
+        pb::Tenant { tenant_id: "acme-fr".into(), labels: labels.clone(), ..Default::default() },
+        mask(&["labels", "labells"]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("update_mask.paths[1]"), "{}", err.message());
+    assert!(err.message().contains("`labells`"), "{}", err.message());
+    let now = api
+        .get_tenant(authed(&token, pb::GetTenantRequest { tenant_id: "acme-fr".into() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    assert_eq!(now.etag, replaced.etag);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn update_with_field_mask_and_etag_then_soft_delete() {
     let app = spawn_app().await;

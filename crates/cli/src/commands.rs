@@ -156,6 +156,11 @@ async fn scores_cmd(k: &Kelvin, cmd: ScoreCmd, format: Format) -> Result<()> {
                     value["model_version"],
                     value["as_of"].as_str().unwrap_or_default(),
                 );
+                let reason = value["disqualification"].as_str().unwrap_or_default();
+                if !reason.is_empty() {
+                    let rule = value["disqualification_rule"].as_str().unwrap_or_default();
+                    println!("disqualified by exclusion `{rule}`: {reason}");
+                }
                 return output::print(
                     format,
                     &Value::Array(lines),

@@ -94,7 +94,8 @@ pub fn lead_score(s: pb::LeadScore) -> Value {
     json!({
         "lead_id": s.lead_id, "model_id": s.model_id, "total": score.total, "band": score.band,
         "grade": score.grade, "action": score.action, "fit": score.fit, "engagement": score.engagement, "model_version": score.model_version,
-        "disqualification": score.disqualification_reason, "company_id": s.company_id,
+        "disqualification": score.disqualification_reason,
+        "disqualification_rule": score.disqualification_rule_id, "company_id": s.company_id,
         "as_of": time(score.as_of), "update_time": time(s.update_time),
     })
 }

@@ -178,6 +178,29 @@ impl Cond {
     }
 }
 
+impl Cond {
+    /// The fields this condition compares as numbers (`gt`, `gte`, `lt`, `lte`, `between`).
+    pub(crate) fn numeric_fields<'a>(&'a self, out: &mut Vec<&'a FieldRef>) {
+        match self {
+            Cond::All(cs) | Cond::Any(cs) => cs.iter().for_each(|c| c.numeric_fields(out)),
+            Cond::Not(c) => c.numeric_fields(out),
+            Cond::Leaf(field, Test::Cmp(..) | Test::Between(..)) => out.push(field),
+            Cond::Leaf(..) => {}
+        }
+    }
+}
+
+/// Whether a numeric test can read `value`: a number, a string that parses as one (`"60000"`,
+/// not `"60 000 €"`), or a list of those; null (no value) counts as readable. Anything else
+/// silently fails every numeric test, which ingestion warns about.
+pub fn reads_as_number(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(items) => items.iter().all(|i| i.is_null() || Sv::of(i).as_number().is_some()),
+        v => Sv::of(v).as_number().is_some(),
+    }
+}
+
 /// The event types (`event.type`) a test on the type accepts: `eq` a string, or the strings of
 /// an `in` list (`event.type` is always a string, so other scalars never match).
 fn type_test_types(c: &Cond) -> Option<Vec<&str>> {

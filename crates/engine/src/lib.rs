@@ -39,6 +39,7 @@ mod state;
 
 pub use condition::{
     FREE_EMAIL_DOMAINS, MAX_DEPTH, MAX_LIST_LEN, MAX_REGEX_LEN, OPERATORS, REGEX_SIZE_LIMIT,
+    reads_as_number,
 };
 pub use eval::{
     CompanyScore, Contribution, ContributionKind, Disqualification, EngagementDetail, Score,
@@ -46,8 +47,8 @@ pub use eval::{
 pub use fixed::{HOUR_MS, MAX_POINTS_MILLI, Points};
 pub use input::{Company, Event, Lead, Timestamp};
 pub use model::{
-    CompiledModel, DISQUALIFIED, MAX_DURATION_HOURS, MAX_RULES, ValidationError,
-    parse_duration_hours,
+    CompiledModel, DISQUALIFIED, MAX_DURATION_HOURS, MAX_RULES, NumericRead, Subject,
+    ValidationError, parse_duration_hours,
 };
 pub use serde_json::Value;
 pub use spec::{

@@ -174,6 +174,57 @@ impl CompiledModel {
     pub fn engagement_rule_count(&self) -> usize {
         self.engagement.len()
     }
+
+    /// Every value the model compares as a number, with the first rule that does (in model
+    /// order: fit, exclusions, engagement, company fit), one entry per field.
+    pub fn numeric_reads(&self) -> Vec<NumericRead> {
+        use crate::condition::FieldRef;
+        let rules = self
+            .fit
+            .iter()
+            .map(|r| (&r.id, &r.cond))
+            .chain(self.exclusions.iter().map(|r| (&r.id, &r.cond)))
+            .chain(self.engagement.iter().map(|r| (&r.id, &r.cond)))
+            .chain(self.company.iter().flat_map(|c| c.fit.iter().map(|r| (&r.id, &r.cond))));
+        let mut out: Vec<NumericRead> = Vec::new();
+        for (rule_id, cond) in rules {
+            let mut fields = Vec::new();
+            cond.numeric_fields(&mut fields);
+            for field in fields {
+                let (subject, name) = match field {
+                    FieldRef::Lead(k) => (Subject::Lead, k),
+                    FieldRef::Company(k) => (Subject::Company, k),
+                    FieldRef::EventProp(k) => (Subject::Event, k),
+                    FieldRef::EventType => continue,
+                };
+                if !out.iter().any(|r| r.subject == subject && &r.name == name) {
+                    out.push(NumericRead { subject, name: name.clone(), rule_id: rule_id.clone() });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What a value belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// A lead attribute (`lead.<name>`), explicit or enriched.
+    Lead,
+    /// A company attribute (`company.<name>`).
+    Company,
+    /// An event property (`event.<name>`).
+    Event,
+}
+
+/// A value a model compares as a number (see [`CompiledModel::numeric_reads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumericRead {
+    pub subject: Subject,
+    /// Attribute or property name.
+    pub name: String,
+    /// The first rule that reads it.
+    pub rule_id: String,
 }
 
 impl ModelSpec {
@@ -796,4 +847,41 @@ pub fn parse_duration_hours(s: &str) -> Result<i64, String> {
         return Err(format!("duration `{s}` must be between 1 hour and 100 years"));
     }
     Ok(hours)
+}
+
+#[cfg(test)]
+mod numeric_read_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::reads_as_number;
+
+    #[test]
+    fn numeric_reads_name_each_field_once_with_its_first_rule() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/models/b2b-saas.yaml"
+        ))
+        .unwrap();
+        let model = ModelSpec::from_yaml(&text).unwrap().compile().unwrap();
+        let all = model.numeric_reads();
+        let reads: Vec<(Subject, &str, &str)> =
+            all.iter().map(|r| (r.subject, r.name.as_str(), r.rule_id.as_str())).collect();
+        assert!(reads.contains(&(Subject::Lead, "company_size", "company_size_mid")), "{reads:?}");
+        assert!(reads.iter().any(|r| r.1 == "budget"), "{reads:?}");
+        assert!(reads.iter().any(|r| r.0 == Subject::Company && r.1 == "employees"), "{reads:?}");
+        assert_eq!(reads.iter().filter(|r| r.1 == "company_size").count(), 1);
+        assert!(!reads.iter().any(|r| r.1 == "country"), "{reads:?}");
+    }
+
+    #[test]
+    fn what_numeric_tests_can_read() {
+        use serde_json::json;
+        for ok in [json!(60000), json!("60000"), json!(" 1.5 "), json!(null), json!([1, "2"])] {
+            assert!(reads_as_number(&ok), "{ok}");
+        }
+        for bad in [json!("60 000 €"), json!("big"), json!(true), json!({"a": 1}), json!([1, "x"])]
+        {
+            assert!(!reads_as_number(&bad), "{bad}");
+        }
+    }
 }

@@ -119,6 +119,9 @@ impl Application {
             builder
                 .register_encoded_file_descriptor_set(kelvin_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // google.rpc.Status and the error details (BadRequest, RetryInfo, ...) that
+                // errors carry: without them grpcurl cannot show why a call was refused.
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         }
         let reflection_v1 = reflection(tonic_reflection::server::Builder::configure())
             .build_v1()

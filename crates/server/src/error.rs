@@ -79,7 +79,15 @@ impl From<ApiError> for Status {
             }
             ApiError::InvalidDocument { ref field, ref violations } => {
                 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
-                let message = format!("{} ({} problem(s) in {field})", error, violations.len());
+                // Every problem in the message too (bounded below), not only the first: a
+                // client that shows only the message (grpcurl, a log line) sees them all.
+                let listed: Vec<String> =
+                    violations.iter().map(|(path, m)| format!("{path}: {m}")).collect();
+                let message = format!(
+                    "invalid {field}: {} ({} problem(s) in {field})",
+                    listed.join("; "),
+                    violations.len()
+                );
                 // The details travel in a header too (with the message): as many violations
                 // as fit in `MAX_DETAILS_BYTES`, each cut to `MAX_DETAIL_CHARS`.
                 let mut budget = MAX_DETAILS_BYTES;

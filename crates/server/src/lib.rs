@@ -14,6 +14,7 @@ mod context;
 mod error;
 mod health;
 mod heavy;
+mod mask;
 pub mod scores;
 
 pub use app::{Application, Mount, MountFn};
@@ -26,3 +27,4 @@ pub use clock::Clock;
 pub use context::{CallContext, call_context};
 pub use error::{ApiError, ApiResult};
 pub use heavy::HeavyWork;
+pub use mask::{MutableField, UpdateFields};

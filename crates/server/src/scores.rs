@@ -44,6 +44,11 @@ pub fn score_pb(score: kelvin_engine::Score, version: i64, as_of_ms: i64) -> pb:
         band: score.band,
         grade: score.grade.unwrap_or_default(),
         action: score.action.unwrap_or_default(),
+        disqualification_rule_id: score
+            .disqualified
+            .as_ref()
+            .map(|d| d.rule_id.clone())
+            .unwrap_or_default(),
         disqualification_reason: score.disqualified.map(|d| d.reason).unwrap_or_default(),
         contributions: score
             .contributions

@@ -10,6 +10,7 @@ mod m0005_trace_context;
 mod m0006_dead_letters;
 mod m0007_grade_action;
 mod m0008_tumbling_windows;
+mod m0009_disqualification_rule;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_dead_letters::Migration),
             Box::new(m0007_grade_action::Migration),
             Box::new(m0008_tumbling_windows::Migration),
+            Box::new(m0009_disqualification_rule::Migration),
         ]
     }
 }

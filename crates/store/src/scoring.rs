@@ -159,6 +159,8 @@ pub struct StoredScore {
     pub action: String,
     /// Reason of the exclusion that disqualified the lead; empty otherwise.
     pub disqualification: String,
+    /// Id of that exclusion; empty otherwise (and on scores stored before it was kept).
+    pub disqualification_rule: String,
     /// The engine's incremental state (`LeadState::to_bytes`).
     pub state: Vec<u8>,
     /// Events absorbed into `state`.
@@ -184,6 +186,7 @@ pub(crate) fn score_row(m: lead_score::Model) -> StoredScore {
         grade: m.grade,
         action: m.action,
         disqualification: m.disqualification,
+        disqualification_rule: m.disqualification_rule,
         state: m.state,
         event_count: m.event_count,
         as_of_ms: m.as_of,
@@ -207,6 +210,7 @@ fn score_model(s: StoredScore) -> lead_score::ActiveModel {
         grade: Set(s.grade),
         action: Set(s.action),
         disqualification: Set(s.disqualification),
+        disqualification_rule: Set(s.disqualification_rule),
         state: Set(s.state),
         event_count: Set(s.event_count),
         as_of: Set(s.as_of_ms),
@@ -641,6 +645,36 @@ impl ScorerDb {
             .into_tuple::<String>()
             .all(&self.db)
             .await?)
+    }
+
+    /// Those of `lead_ids` with queued event or attribute work of their own. A rescore pass
+    /// leaves them to that work, which scores them under the active version anyway and knows
+    /// what changed them (a lead first seen through an event that arrived after the publish is
+    /// scored for its event, not as a rescore).
+    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.leads_with_work", otel.kind = "client"))]
+    pub async fn leads_with_work(
+        &self,
+        tenant_id: &str,
+        lead_ids: &[String],
+    ) -> Result<HashSet<String>> {
+        let mut out = HashSet::new();
+        for chunk in lead_ids.chunks(CHUNK) {
+            let rows: Vec<String> = scoring_queue::Entity::find()
+                .filter(scoring_queue::Column::TenantId.eq(tenant_id))
+                .filter(scoring_queue::Column::SubjectId.is_in(chunk.iter().cloned()))
+                .filter(
+                    scoring_queue::Column::Kind
+                        .is_in([WorkKind::Event as i32, WorkKind::Lead as i32]),
+                )
+                .select_only()
+                .column(scoring_queue::Column::SubjectId)
+                .distinct()
+                .into_tuple()
+                .all(&self.session)
+                .await?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     /// How many leads a tenant has (the length of a rescore pass).

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use kelvin_cache::Namespace;
+use kelvin_engine::Subject;
 use kelvin_proto::convert::{json_struct, timestamp};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_server::IngestService;
@@ -15,17 +16,20 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::quota::Quotas;
 use crate::validate::{self, Rejection};
+use crate::warnings::{self, NumericReads};
 
 /// The IngestService handlers.
 pub struct IngestApi {
     runtime: Arc<Runtime>,
     quotas: Arc<Quotas>,
+    /// What the tenants' active models read as numbers, for the warnings of results.
+    numeric: Arc<NumericReads>,
 }
 
 impl IngestApi {
     pub fn new(runtime: Arc<Runtime>) -> Self {
         let quotas = Arc::new(Quotas::new(runtime.config.ingest.events_per_second));
-        Self { runtime, quotas }
+        Self { runtime, quotas, numeric: Arc::default() }
     }
 }
 
@@ -39,7 +43,13 @@ fn now_ms() -> i64 {
 }
 
 fn rejected(id: String, (field, reason): Rejection) -> pb::ItemResult {
-    pb::ItemResult { id, status: pb::ItemStatus::Rejected as i32, field, reason }
+    pb::ItemResult {
+        id,
+        status: pb::ItemStatus::Rejected as i32,
+        field,
+        reason,
+        warnings: Vec::new(),
+    }
 }
 
 fn written(id: String, w: Written) -> pb::ItemResult {
@@ -47,7 +57,13 @@ fn written(id: String, w: Written) -> pb::ItemResult {
         Written::Accepted => pb::ItemStatus::Accepted,
         Written::Duplicate => pb::ItemStatus::Duplicate,
     };
-    pb::ItemResult { id, status: status as i32, field: String::new(), reason: String::new() }
+    pb::ItemResult {
+        id,
+        status: status as i32,
+        field: String::new(),
+        reason: String::new(),
+        warnings: Vec::new(),
+    }
 }
 
 /// Validates `items`, writes the valid ones with `write`, and answers one result per item in
@@ -99,6 +115,16 @@ fn check_batch(runtime: &Runtime, field: &str, len: usize) -> Result<(), ApiErro
     Ok(())
 }
 
+/// Gives each accepted item its warnings (`warnings[i]` for the i-th item; results are in
+/// request order, one per item).
+fn attach(results: &mut [pb::ItemResult], warnings: Vec<Vec<pb::ItemWarning>>) {
+    for (result, w) in results.iter_mut().zip(warnings) {
+        if result.status == pb::ItemStatus::Accepted as i32 {
+            result.warnings = w;
+        }
+    }
+}
+
 fn counts(results: &[pb::ItemResult]) -> (i32, i32, i32) {
     let count = |s: pb::ItemStatus| results.iter().filter(|r| r.status == s as i32).count() as i32;
     (
@@ -113,6 +139,7 @@ impl IngestApi {
     async fn ingest(
         runtime: &Runtime,
         quotas: &Quotas,
+        numeric: &NumericReads,
         ctx: &CallContext,
         tenant_id: &str,
         events: Vec<pb::EventInput>,
@@ -127,13 +154,27 @@ impl IngestApi {
         }
         let now = now_ms();
         let max_bytes = runtime.config.ingest.max_item_bytes;
-        let results = batch(
+        let models = numeric.of(&access, &scope).await;
+        let warned: Vec<_> = if warnings::reads_any(&models, Subject::Event) {
+            events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let props = [(format!("events[{i}].properties"), e.properties.as_ref())];
+                    warnings::check(&models, Subject::Event, &props)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut results = batch(
             events,
             |e| e.event_id.clone(),
             |i, e| validate::event(i, e, now, max_bytes),
             |valid| async { Ok(access.ingest_events(&scope, valid, trace_parent).await?) },
         )
         .await?;
+        attach(&mut results, warned);
         let (accepted, duplicates, rejected) = counts(&results);
         count_events(tenant_id, "accepted", accepted as usize);
         count_events(tenant_id, "duplicate", duplicates as usize);
@@ -215,7 +256,23 @@ impl IngestService for IngestApi {
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
         admit(&self.runtime, &self.quotas, &scope, req.leads.len())?;
         let max_bytes = self.runtime.config.ingest.max_item_bytes;
-        let results = batch(
+        let models = self.numeric.of(&access, &scope).await;
+        let warned: Vec<_> = if warnings::reads_any(&models, Subject::Lead) {
+            req.leads
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let values = [
+                        (format!("leads[{i}].attributes"), l.attributes.as_ref()),
+                        (format!("leads[{i}].enriched"), l.enriched.as_ref()),
+                    ];
+                    warnings::check(&models, Subject::Lead, &values)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut results = batch(
             req.leads,
             |l| l.lead_id.clone(),
             |i, l| validate::lead(i, l, max_bytes),
@@ -226,6 +283,7 @@ impl IngestService for IngestApi {
             },
         )
         .await?;
+        attach(&mut results, warned);
         Ok(Response::new(pb::UpsertLeadsResponse { results }))
     }
 
@@ -240,7 +298,20 @@ impl IngestService for IngestApi {
         let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
         admit(&self.runtime, &self.quotas, &scope, req.companies.len())?;
         let max_bytes = self.runtime.config.ingest.max_item_bytes;
-        let results = batch(
+        let models = self.numeric.of(&access, &scope).await;
+        let warned: Vec<_> = if warnings::reads_any(&models, Subject::Company) {
+            req.companies
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let values = [(format!("companies[{i}].attributes"), c.attributes.as_ref())];
+                    warnings::check(&models, Subject::Company, &values)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut results = batch(
             req.companies,
             |c| c.company_id.clone(),
             |i, c| validate::company(i, c, max_bytes),
@@ -251,6 +322,7 @@ impl IngestService for IngestApi {
             },
         )
         .await?;
+        attach(&mut results, warned);
         Ok(Response::new(pb::UpsertCompaniesResponse { results }))
     }
 
@@ -264,6 +336,7 @@ impl IngestService for IngestApi {
         let results = Self::ingest(
             &self.runtime,
             &self.quotas,
+            &self.numeric,
             &ctx,
             &req.tenant_id,
             req.events,
@@ -284,6 +357,7 @@ impl IngestService for IngestApi {
         let mut inbound = request.into_inner();
         let runtime = self.runtime.clone();
         let quotas = self.quotas.clone();
+        let numeric = self.numeric.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         // The stream's call span ends when this handler returns: its trace goes with the task.
         let trace = kelvin_telemetry::current_traceparent();
@@ -312,6 +386,7 @@ impl IngestService for IngestApi {
                         Self::ingest(
                             &runtime,
                             &quotas,
+                            &numeric,
                             &ctx,
                             &batch.tenant_id,
                             batch.events,

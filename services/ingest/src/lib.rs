@@ -4,6 +4,7 @@
 mod ingest_api;
 mod quota;
 mod validate;
+mod warnings;
 
 use std::sync::Arc;
 

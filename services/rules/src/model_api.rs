@@ -688,7 +688,22 @@ impl ModelService for ModelApi {
                 default: p.default_value.map(convert::value_json),
             })
             .collect();
-        let problems = template::check(&spec, &parameters);
+        // Every problem at once, at its path in the template: the parameter list, undeclared
+        // placeholders, and the spec as a model (rendered with defaults and probe values), so
+        // that an invalid operator is refused here, not tenant by tenant at ApplyTemplate.
+        let mut problems = template::check(&spec, &parameters);
+        let max_bytes = self.limits.max_spec_bytes;
+        let model_problems = if template::json_len(&spec) <= INLINE_SPEC_BYTES {
+            template::validate(&spec, &parameters, max_bytes)
+        } else {
+            let (spec, parameters) = (spec.clone(), parameters.clone());
+            self.heavy
+                .run(&ctx, &t.organization_id, move || {
+                    Ok(template::validate(&spec, &parameters, max_bytes))
+                })
+                .await?
+        };
+        problems.extend(model_problems);
         if !problems.is_empty() {
             return Err(ApiError::InvalidDocument {
                 field: "template".into(),

@@ -204,6 +204,110 @@ impl Renderer<'_> {
     }
 }
 
+/// Probe values for a parameter with no default, by kind: the first kind under which no problem
+/// touches the parameter's places is kept. Two values of each kind: a problem is reported only
+/// if it shows with both, so a probe's own value (a threshold of 1 below the next band's) never
+/// makes one up.
+const PROBES: [[fn() -> Value; 2]; 4] = [
+    [|| Value::from(1), || Value::from(1_000_000)],
+    [|| Value::from("x"), || Value::from("y")],
+    [|| Value::from(vec!["x"]), || Value::from(vec!["y"])],
+    [|| Value::from(true), || Value::from(false)],
+];
+
+/// Most validation runs one template takes (each parses and compiles the spec once).
+const MAX_RUNS: usize = 32;
+
+/// Validates a template's spec as a model: rendered with each parameter's default, and with
+/// probe values for the parameters without one (see [`PROBES`]). Every problem of the model is
+/// listed at its path in the template (`spec.fit[0].when.op`); problems at the places of a
+/// parameter without a default are left to ApplyTemplate, which knows the tenant's value.
+pub fn validate(spec: &Value, params: &[TemplateParam], max_bytes: usize) -> Vec<Violation> {
+    let mut used = Vec::new();
+    placeholders(spec, "spec", &mut used);
+    let open: Vec<&str> =
+        params.iter().filter(|p| p.default.is_none()).map(|p| p.name.as_str()).collect();
+    // Where each open parameter appears (paths relative to the spec, as the engine names them).
+    let places = |name: &str| -> Vec<String> {
+        used.iter()
+            .filter(|(_, n)| n == name)
+            .map(|(path, _)| {
+                path.strip_prefix("spec").unwrap_or(path).trim_start_matches('.').to_owned()
+            })
+            .collect()
+    };
+    let open_places: Vec<(&str, Vec<String>)> = open.iter().map(|n| (*n, places(n))).collect();
+    let run = |kinds: &BTreeMap<&str, usize>, variant: usize| -> Vec<Violation> {
+        let values: serde_json::Map<String, Value> = kinds
+            .iter()
+            .map(|(name, kind)| ((*name).to_owned(), PROBES[*kind][variant]()))
+            .collect();
+        match render(spec, params, &values, max_bytes) {
+            Ok(rendered) => model_problems(rendered),
+            // Only the size limit can refuse probe values: the template's spec is too big.
+            Err(problems) => problems.into_iter().map(|(_, m)| (".".to_owned(), m)).collect(),
+        }
+    };
+    let touches = |problem: &str, places: &[String]| {
+        places.iter().any(|p| {
+            p.is_empty()
+                || problem == p
+                || problem
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        })
+    };
+    let mut kinds: BTreeMap<&str, usize> = open.iter().map(|n| (*n, 0)).collect();
+    let mut runs = 0;
+    for (name, places) in &open_places {
+        for kind in 0..PROBES.len() {
+            if runs >= MAX_RUNS {
+                break;
+            }
+            kinds.insert(name, kind);
+            runs += 1;
+            if !run(&kinds, 0).iter().any(|(path, _)| touches(path, places)) {
+                break;
+            }
+            if kind + 1 == PROBES.len() {
+                kinds.insert(name, 0);
+            }
+        }
+    }
+    // Undeclared placeholders ([`check`] reports them) stay as text: whatever they break is
+    // theirs, not the template's.
+    let undeclared =
+        used.iter().filter(|(_, n)| !params.iter().any(|p| &p.name == n)).map(|(_, n)| n.as_str());
+    let all_places: Vec<String> =
+        open_places.into_iter().flat_map(|(_, p)| p).chain(undeclared.flat_map(places)).collect();
+    let first = run(&kinds, 0);
+    let second: Vec<String> = if kinds.is_empty() {
+        first.iter().map(|(p, _)| p.clone()).collect()
+    } else {
+        run(&kinds, 1).into_iter().map(|(p, _)| p).collect()
+    };
+    first
+        .into_iter()
+        .filter(|(path, _)| second.contains(path) && !touches(path, &all_places))
+        .map(|(path, message)| {
+            let path = if path == "." { "spec".to_owned() } else { format!("spec.{path}") };
+            (path, message)
+        })
+        .collect()
+}
+
+/// Every problem of `json` as a model: its parse error, or all of its compile errors, at
+/// engine paths (`fit[0].when.op`).
+fn model_problems(json: Value) -> Vec<Violation> {
+    match kelvin_engine::ModelSpec::from_json_value(json) {
+        Err(e) => vec![(e.path, e.message)],
+        Ok(spec) => match spec.compile() {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| (e.path, e.message)).collect(),
+        },
+    }
+}
+
 /// Bytes of `s` inside a JSON string, escaped as serde_json escapes it (quotes excluded).
 pub fn escaped_len(s: &str) -> usize {
     s.bytes()
@@ -330,6 +434,40 @@ mod tests {
         assert_eq!(err.len(), 1);
         assert_eq!(err[0].0, "parameters.countries", "{err:?}");
         assert!(err[0].1.contains("larger than"), "{err:?}");
+    }
+
+    fn open(name: &str) -> TemplateParam {
+        TemplateParam { name: name.into(), description: String::new(), default: None }
+    }
+
+    /// Issue 16: an invalid operator was accepted at creation and refused tenant by tenant.
+    #[test]
+    fn validation_lists_every_problem_of_the_model_at_its_template_path() {
+        let spec = json!({
+            "fit": [
+                {"id": "country", "when": {"field": "lead.country", "op": "in", "value": "${countries}"}, "points": 10},
+                {"id": "size", "when": {"field": "lead.company_size", "op": "bigger", "value": 100}, "points": 10},
+                {"id": "title", "when": {"field": "lead.job_title", "op": "matches_not", "value": "x"}, "points": "${title_points}"}
+            ],
+            "bands": {"thresholds": [
+                {"label": "hot", "min": "${hot}"}, {"label": "warm", "min": 30}, {"label": "cold"}
+            ]}
+        });
+        let params = vec![params().remove(0), open("countries"), open("title_points")];
+        let problems = validate(&spec, &params, 1 << 20);
+        let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["spec.fit[1].when.op", "spec.fit[2].when.op"], "{problems:?}");
+        // A valid template has no problem, whatever kind its open parameters turn out to be.
+        let mut fixed = spec.clone();
+        fixed["fit"][1]["when"]["op"] = json!("gte");
+        fixed["fit"][2]["when"]["op"] = json!("eq");
+        assert_eq!(validate(&fixed, &params, 1 << 20), []);
+        // A bad default is the template's problem.
+        let mut cold = params.clone();
+        cold[0].default = Some(json!("very"));
+        let problems = validate(&fixed, &cold, 1 << 20);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].0.starts_with("spec.bands.thresholds[0]"), "{problems:?}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kelvin_auth::TenantsClaim;
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::tenant_service_server::TenantService;
-use kelvin_server::{ApiError, CallContext, Runtime, call_context};
+use kelvin_server::{ApiError, CallContext, MutableField, Runtime, UpdateFields, call_context};
 use kelvin_store::{AuditContext, AuditFilter, NewApiKey, NewTenant, Page, TenantPatch};
 use tonic::{Request, Response, Status};
 
@@ -160,24 +160,17 @@ impl TenantService for TenantApi {
         let ctx = call_context(&request)?;
         let req = request.into_inner();
         let tenant = req.tenant.ok_or_else(|| ApiError::invalid("tenant", "is required"))?;
-        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
-        let (mut name, mut labels) = (paths.is_empty(), paths.is_empty());
-        for path in &paths {
-            match path.as_str() {
-                "display_name" => name = true,
-                "labels" => labels = true,
-                other => {
-                    return Err(ApiError::invalid(
-                        "update_mask.paths",
-                        format!("`{other}` is not a mutable field (display_name, labels)"),
-                    )
-                    .into());
-                }
-            }
-        }
+        let paths = req.update_mask.map(|m| m.paths);
+        let fields = UpdateFields::resolve(
+            paths.as_deref(),
+            &[
+                MutableField::new("display_name", !tenant.display_name.is_empty()),
+                MutableField::new("labels", !tenant.labels.is_empty()),
+            ],
+        )?;
         let patch = TenantPatch {
-            display_name: name.then(|| tenant.display_name.clone()),
-            labels: labels.then(|| tenant.labels.clone().into_iter().collect()),
+            display_name: fields.contains("display_name").then(|| tenant.display_name.clone()),
+            labels: fields.contains("labels").then(|| tenant.labels.clone().into_iter().collect()),
             etag: tenant.etag.clone(),
         };
         let updated = self

@@ -16,6 +16,7 @@ pub(crate) fn lead_score(s: &StoredScore) -> pb::LeadScore {
             total: points(s.total),
             band: s.band.clone(),
             disqualification_reason: s.disqualification.clone(),
+            disqualification_rule_id: s.disqualification_rule.clone(),
             contributions: Vec::new(),
             model_version: s.model_version,
             as_of: Some(timestamp(s.as_of_ms)),

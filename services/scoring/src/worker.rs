@@ -667,6 +667,11 @@ impl Worker {
             let versions = self.db.score_versions(&pass.tenant_id, &pass.model_id, &mine).await?;
             let stale: Vec<String> =
                 mine.into_iter().filter(|id| versions.get(id) != Some(&pass.version)).collect();
+            // Leads with queued work of their own are left to it (see `leads_with_work`). Only
+            // this worker consumes its partitions' work, so that work is still queued when it
+            // runs: a lead this page saw committed its lead row and its work together.
+            let queued = self.db.leads_with_work(&pass.tenant_id, &stale).await?;
+            let stale: Vec<String> = stale.into_iter().filter(|id| !queued.contains(id)).collect();
             let tenant = pass.tenant_id.clone();
             if let Some(p) = self.passes.first_mut() {
                 p.after = last;
@@ -849,6 +854,11 @@ impl Worker {
                         band: score.band.clone(),
                         grade,
                         action,
+                        disqualification_rule: score
+                            .disqualified
+                            .as_ref()
+                            .map(|d| d.rule_id.clone())
+                            .unwrap_or_default(),
                         disqualification: score.disqualified.map(|d| d.reason).unwrap_or_default(),
                         state: state.to_bytes(),
                         event_count: count,
@@ -959,7 +969,7 @@ fn summary(s: &StoredScore) -> Score {
         action: None,
         grade: None,
         disqualified: (!s.disqualification.is_empty()).then(|| Disqualification {
-            rule_id: String::new(),
+            rule_id: s.disqualification_rule.clone(),
             reason: s.disqualification.clone(),
         }),
         contributions: Vec::new(),

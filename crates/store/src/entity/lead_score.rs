@@ -30,6 +30,8 @@ pub struct Model {
     pub grade: String,
     /// What the band stands for ("sales call within 24 business hours").
     pub action: String,
+    /// Id of the exclusion that disqualified the lead; empty otherwise.
+    pub disqualification_rule: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
