@@ -15,6 +15,7 @@ mod error;
 mod health;
 mod heavy;
 pub mod scores;
+mod tls;
 
 pub use app::{Application, Mount, MountFn};
 pub use bootstrap::{ADMIN_TOKEN_FILE, Runtime, StartError};
@@ -25,3 +26,4 @@ pub use clock::Clock;
 pub use context::{CallContext, call_context};
 pub use error::{ApiError, ApiResult};
 pub use heavy::HeavyWork;
+pub use tls::Tls;
