@@ -115,6 +115,12 @@ impl Application {
         let Self { listener, local_addr, runtime, mount, tls, health_listener } = self;
         let Mount { mut routes, names, limits } = mount;
 
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &tls {
+            builder = builder
+                .tls_config(tls.grpc())
+                .map_err(|e| StartError::Invalid(format!("server.tls: {e}")))?;
+        }
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let initial = health::probe(&runtime.store, runtime.cache.as_ref()).await;
         let store_down = Arc::new(AtomicBool::new(!initial.store));
@@ -188,12 +194,6 @@ impl Application {
             cache = runtime.cache.backend(),
             "serving"
         );
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = &tls {
-            builder = builder
-                .tls_config(tls.grpc())
-                .map_err(|e| StartError::Invalid(format!("server.tls: {e}")))?;
-        }
         let server = builder
             // The call layer answers expiry (DEADLINE_EXCEEDED) first; this is a backstop.
             .timeout(max_deadline + Duration::from_secs(1))
