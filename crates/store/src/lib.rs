@@ -120,8 +120,9 @@ impl Store {
             // health probe has seen it), never after a long wait.
             .acquire_timeout(Duration::from_secs(5));
         if let Some(path) = url.strip_prefix("sqlite://") {
-            let file = path.split('?').next().unwrap_or_default();
-            if !file.is_empty() && !file.starts_with(":memory:") {
+            let (file, query) = path.split_once('?').unwrap_or((path, ""));
+            let read_only = query.split('&').any(|p| p == "mode=ro");
+            if !file.is_empty() && !file.starts_with(":memory:") && !read_only {
                 private_database_file(Path::new(file))?;
             }
             options.max_connections(8).map_sqlx_sqlite_opts(|o| {
@@ -243,4 +244,32 @@ pub(crate) async fn write_txn(
             ..TransactionOptions::default()
         })
         .await?)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_sqlite_file_and_its_directory_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("new/kelvin.db");
+        private_database_file(&file).unwrap();
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+
+        // A database an earlier version left readable by others is tightened.
+        let old = dir.path().join("old.db");
+        std::fs::write(&old, b"").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        private_database_file(&old).unwrap();
+        assert_eq!(mode(&old), 0o600);
+    }
 }
