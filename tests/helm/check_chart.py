@@ -12,7 +12,8 @@ For the chart's own defaults and for every `ci/*-values.yaml`:
    are errors); the only kind without a schema there, the Prometheus Operator's
    ServiceMonitor, gets a structural check here instead;
 4. check our own rules (see `check_rules`): hardened securityContext on every pod and
-   container, native gRPC probes, the migration job and the chart-created Secret as hooks in
+   container, native gRPC probes (on the plaintext health port with TLS on), TLS files mounted
+   and configured, the migration job and the chart-created Secret as hooks in
    the right order, selectors that match, Secret references that resolve, HPAs and PDBs that
    point at real Deployments.
 
@@ -41,6 +42,7 @@ NAMESPACE = "kelvin"
 SERVICES = {"rules": "kelvin-rules", "ingest": "kelvin-ingest", "scoring": "kelvin-scoring"}
 HARDENED_UID = 65532
 HOOK_ORDER = ("pre-install", "pre-upgrade")
+TLS_DIR = "/etc/kelvin/tls"
 
 # Kinds outside the core Kubernetes schemas, with the check that stands in for them.
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
@@ -106,6 +108,11 @@ MUST_FAIL: list[tuple[str, dict[str, Any], str]] = [
             "config": {"auth": {"external": {"jwksRefreshSeconds": 0}}},
         },
         "jwksRefreshSeconds",
+    ),
+    (
+        "TLS without its Secret",
+        {"secrets": {"existingSecret": "s"}, "tls": {"enabled": True}},
+        "tls.secretName",
     ),
     (
         "a ServiceMonitor without metrics",
@@ -264,6 +271,35 @@ def check_metrics(
 
 
 
+def check_tls(objects: list[dict[str, Any]], values: dict[str, Any], p: Problems) -> None:
+    """With `tls.enabled` the ConfigMap points the binaries at the mounted Secret's files and
+    opens the health-only listener; without, no TLS setting is rendered."""
+    tls = values.get("tls") or {}
+    configs = [o.get("data") or {} for o in objects if o["kind"] == "ConfigMap" and "data" in o]
+    p.check(bool(configs), "ConfigMap", "not rendered")
+    for data in configs:
+        if tls.get("enabled"):
+            p.check(
+                data.get("KELVIN_SERVER__TLS__CERT_FILE") == f"{TLS_DIR}/tls.crt"
+                and data.get("KELVIN_SERVER__TLS__KEY_FILE") == f"{TLS_DIR}/tls.key",
+                "ConfigMap",
+                "TLS enabled but the certificate or key file is not configured",
+            )
+            p.check(
+                data.get("KELVIN_SERVER__HEALTH_LISTEN") == f"0.0.0.0:{tls.get('healthPort')}",
+                "ConfigMap",
+                "TLS enabled but no plaintext health listener for the probes",
+            )
+            p.check(
+                ("KELVIN_SERVER__TLS__CLIENT_CA_FILE" in data) == bool(tls.get("clientAuth")),
+                "ConfigMap",
+                "client CA file set without tls.clientAuth (or missing with it)",
+            )
+        else:
+            tls_vars = [k for k in data if k.startswith("KELVIN_SERVER__TLS__")]
+            p.check(not tls_vars, "ConfigMap", f"TLS settings {tls_vars} with tls.enabled=false")
+
+
 def check_security(obj: dict[str, Any], p: Problems) -> None:
     spec = pod_spec(obj)
     if spec is None:
@@ -317,6 +353,9 @@ def check_deployment(obj: dict[str, Any], values: dict[str, Any], p: Problems) -
     containers = spec.get("containers") or []
     p.check(len(containers) == 1, where, f"has {len(containers)} containers, expected 1")
     grpc_port = values.get("grpcPort", 50051)
+    tls = values.get("tls") or {}
+    # Kubernetes gRPC probes cannot speak TLS: with TLS on they use the health-only port.
+    probe_port = tls.get("healthPort") if tls.get("enabled") else grpc_port
     grace = values.get("config", {}).get("shutdownGraceSeconds", 25)
     p.check(
         spec.get("terminationGracePeriodSeconds", 30) > grace,
@@ -345,12 +384,28 @@ def check_deployment(obj: dict[str, Any], values: dict[str, Any], p: Problems) -
             others = {"httpGet", "tcpSocket", "exec"} & probe.keys()
             p.check(not others, cw, f"{kind} uses {sorted(others)}, not grpc")
             p.check(
-                (probe.get("grpc") or {}).get("port") == grpc_port,
+                (probe.get("grpc") or {}).get("port") == probe_port,
                 cw,
-                f"{kind} is not a native gRPC probe on port {grpc_port}",
+                f"{kind} is not a native gRPC probe on port {probe_port}",
             )
         ports = {pt.get("name"): pt.get("containerPort") for pt in c.get("ports") or []}
         p.check(ports.get("grpc") == grpc_port, cw, f"no port `grpc` on {grpc_port}")
+        if tls.get("enabled"):
+            p.check(ports.get("health") == probe_port, cw, f"no port `health` on {probe_port}")
+            mounts = {m.get("name"): m for m in c.get("volumeMounts") or []}
+            tls_mount = mounts.get("tls") or {}
+            p.check(
+                tls_mount.get("mountPath") == TLS_DIR and tls_mount.get("readOnly") is True,
+                cw,
+                f"does not mount the TLS Secret read-only at {TLS_DIR}",
+            )
+            volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+            p.check(
+                ((volumes.get("tls") or {}).get("secret") or {}).get("secretName")
+                == tls.get("secretName"),
+                where,
+                f"volume `tls` is not the Secret {tls.get('secretName')!r}",
+            )
         env = {e["name"]: e for e in c.get("env") or []}
         p.check("KELVIN_DATABASE_URL" in env, cw, "no KELVIN_DATABASE_URL")
         p.check(
@@ -570,6 +625,10 @@ def check_rules(
     )
     for sm in monitors:
         check_service_monitor(sm, services, p)
+        schemes = {ep.get("scheme", "http") for ep in (sm.get("spec") or {}).get("endpoints") or []}
+        wanted = "https" if (values.get("tls") or {}).get("enabled") else "http"
+        p.check(schemes == {wanted}, name_of(sm), f"scrapes with {sorted(schemes)}, not {wanted}")
+    check_tls(objects, values, p)
 
     tests = [o for o in objects if "test" in hook_events(o)]
     p.check(
@@ -585,6 +644,8 @@ def check_rules(
                 name_of(t),
                 f"does not probe {name_of(svc)}",
             )
+        if (values.get("tls") or {}).get("enabled"):
+            p.check("-tls" in args.split(), name_of(t), "probes a TLS port without -tls")
 
     check_migration(objects, values, p)
     check_secret_refs(objects, values, p)

@@ -387,3 +387,61 @@ async fn admin_token_gives_an_operator_key_its_first_revocable_audited_token() {
     drop(api);
     assert!(server.terminate().success());
 }
+
+/// Starts `kelvin up` on a data directory it creates, with stderr to `log`, and waits until it
+/// serves.
+async fn kelvin_up_logging_to(data: &Path, log: &Path) -> Running {
+    let port = free_port();
+    let child = Command::new(binary("kelvin"))
+        .arg("up")
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env_remove("KELVIN_CONFIG")
+        .env_remove("KELVIN_DATABASE_URL")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let server = Running { child };
+    connect(port).await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kelvin_up_keeps_its_data_directory_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = kelvin_up_logging_to(&data, &dir.path().join("kelvin.log")).await;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory Kelvin created");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{} is readable by others", path.display());
+        files.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    files.sort();
+    // The SQLite database with its WAL companions, the key and the token: all checked above.
+    for expected in
+        ["admin-token", "kelvin.db", "kelvin.db-shm", "kelvin.db-wal", "signing-key.pem"]
+    {
+        assert!(files.iter().any(|f| f == expected), "no {expected} in {files:?}");
+    }
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_written_to_a_file_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("kelvin.log");
+    let mut server = kelvin_up_logging_to(&dir.path().join("data"), &log).await;
+    assert!(server.terminate().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("serving"), "{text}");
+    assert!(!text.contains('\u{1b}'), "ANSI escape codes in a log file:\n{text:?}");
+}

@@ -133,7 +133,8 @@ fn the_readme_kelvinctl_sequence_runs_as_written() {
             // the score; the test waits for it the same way.
             let out = retry(Duration::from_secs(60), || {
                 let out = shell.run(line);
-                if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("lead-42") {
+                if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("lead-42")
+                {
                     Ok(out)
                 } else {
                     Err(describe(line, &out))

@@ -29,10 +29,33 @@ struct Kelvin {
 
 impl Kelvin {
     async fn connect(cli: &Cli) -> Result<Self> {
-        let target =
-            context::resolve(cli.context.as_deref(), cli.endpoint.clone(), cli.token.clone())?;
-        let channel = Channel::from_shared(target.endpoint.clone())
-            .with_context(|| format!("invalid endpoint `{}`", target.endpoint))?
+        let target = context::resolve(
+            cli.context.as_deref(),
+            cli.endpoint.clone(),
+            cli.token.clone(),
+            cli.ca_file.clone(),
+        )?;
+        let mut endpoint = Channel::from_shared(target.endpoint.clone())
+            .with_context(|| format!("invalid endpoint `{}`", target.endpoint))?;
+        // https:// uses the public roots; a private CA replaces them.
+        if let Some(ca_file) = &target.ca_file {
+            if !target.endpoint.starts_with("https://") {
+                bail!(
+                    "a CA file ({}) needs an https:// endpoint, not `{}`",
+                    ca_file.display(),
+                    target.endpoint
+                );
+            }
+            let pem = std::fs::read(ca_file)
+                .with_context(|| format!("cannot read CA file {}", ca_file.display()))?;
+            endpoint = endpoint
+                .tls_config(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                )
+                .with_context(|| format!("invalid CA file {}", ca_file.display()))?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot connect to {}", target.endpoint))?;
@@ -393,7 +416,7 @@ fn spec_struct(value: Value) -> Option<prost_types::Struct> {
 pub async fn run(cli: Cli) -> Result<()> {
     let format = cli.output;
     if let Command::Context(cmd) = &cli.command {
-        return context_cmd(cmd, format);
+        return context_cmd(cmd, cli.ca_file.as_deref(), format);
     }
     let k = Kelvin::connect(&cli).await?;
     match cli.command {
@@ -628,7 +651,7 @@ fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf> {
         .with_context(|| format!("cannot resolve {}", path.display()))
 }
 
-fn context_cmd(cmd: &ContextCmd, format: Format) -> Result<()> {
+fn context_cmd(cmd: &ContextCmd, ca_file: Option<&std::path::Path>, format: Format) -> Result<()> {
     let mut file = ConfigFile::load()?;
     match cmd {
         ContextCmd::Set { name, endpoint, token, token_file } => {
@@ -639,6 +662,7 @@ fn context_cmd(cmd: &ContextCmd, format: Format) -> Result<()> {
                     token: token.clone(),
                     // Absolute, so the context works from any directory.
                     token_file: token_file.as_deref().map(absolute).transpose()?,
+                    ca_file: ca_file.map(absolute).transpose()?,
                 },
             );
             file.current = Some(name.clone());

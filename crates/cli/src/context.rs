@@ -1,6 +1,7 @@
 //! Contexts, like kubeconfig: named endpoints with their tokens, in a TOML file
 //! (`$KELVINCTL_CONFIG`, else `$XDG_CONFIG_HOME/kelvin/config.toml`, else
-//! `~/.config/kelvin/config.toml`). `KELVIN_ENDPOINT` and `KELVIN_TOKEN` override the file.
+//! `~/.config/kelvin/config.toml`). `KELVIN_ENDPOINT`, `KELVIN_TOKEN` and `KELVIN_CA_FILE` override
+//! the file.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +20,10 @@ pub struct Context {
     /// ...or in a file (e.g. `kelvin-data/admin-token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) trusted for an `https://` endpoint (a private CA); unset: the
+    /// public (webpki) roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The config file.
@@ -73,6 +78,7 @@ impl ConfigFile {
 pub struct Target {
     pub endpoint: String,
     pub token: Option<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Resolves the target: flags win over env (`KELVIN_ENDPOINT`, `KELVIN_TOKEN`), env over the
@@ -81,6 +87,7 @@ pub fn resolve(
     context: Option<&str>,
     endpoint: Option<String>,
     token: Option<String>,
+    ca_file: Option<PathBuf>,
 ) -> Result<Target> {
     let file = ConfigFile::load()?;
     let name = context.map(str::to_owned).or(file.current.clone());
@@ -115,5 +122,8 @@ pub fn resolve(
             None => None,
         },
     };
-    Ok(Target { endpoint, token })
+    let ca_file = ca_file
+        .or_else(|| std::env::var_os("KELVIN_CA_FILE").map(PathBuf::from))
+        .or(ctx.ca_file.clone());
+    Ok(Target { endpoint, token, ca_file })
 }

@@ -26,6 +26,10 @@ pub struct Cli {
     /// Bearer token (overrides the context; env KELVIN_TOKEN).
     #[arg(long, global = true)]
     token: Option<String>,
+    /// PEM CA certificate(s) to trust for an https:// endpoint signed by a private CA, instead
+    /// of the public roots (overrides the context; env KELVIN_CA_FILE).
+    #[arg(long, global = true)]
+    ca_file: Option<PathBuf>,
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     output: Format,
@@ -127,6 +131,7 @@ pub enum ContextCmd {
         token: Option<String>,
         #[arg(long)]
         token_file: Option<PathBuf>,
+        // The global --ca-file is saved with the context too.
     },
     /// Make a context current.
     Use { name: String },

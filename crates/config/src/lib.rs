@@ -192,6 +192,31 @@ pub struct ServerSettings {
     /// takes at most this share of `max_concurrent_calls`; beyond, RESOURCE_EXHAUSTED with
     /// RetryInfo.
     pub max_concurrent_calls_per_key: usize,
+    /// TLS on every listener (gRPC and metrics); plaintext when unset.
+    pub tls: TlsSettings,
+    /// A second, plaintext gRPC listener serving only `grpc.health.v1`, for probes that
+    /// cannot speak TLS (Kubernetes gRPC probes). Not served when unset.
+    pub health_listen: Option<SocketAddr>,
+}
+
+/// Server certificate (and optionally client CA) as PEM files: both `cert_file` and
+/// `key_file`, or neither (plaintext, e.g. behind a mesh that terminates TLS).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates: when set, clients must present a certificate it signed (mTLS).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// Whether TLS is on (validation guarantees both files then).
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some() && self.key_file.is_some()
+    }
 }
 
 impl Default for ServerSettings {
@@ -204,6 +229,8 @@ impl Default for ServerSettings {
             request_timeout_seconds: 60,
             max_concurrent_calls: 512,
             max_concurrent_calls_per_key: 64,
+            tls: TlsSettings::default(),
+            health_listen: None,
         }
     }
 }
@@ -435,6 +462,26 @@ impl Config {
         {
             return Err(Error::Invalid("auth.audit_hmac_key must hold at least 32 bytes".into()));
         }
+        let tls = &self.server.tls;
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(_), None) => {
+                return Err(Error::Invalid(
+                    "server.tls.key_file must be set with server.tls.cert_file".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::Invalid(
+                    "server.tls.cert_file must be set with server.tls.key_file".into(),
+                ));
+            }
+            (None, None) if tls.client_ca_file.is_some() => {
+                return Err(Error::Invalid(
+                    "server.tls.client_ca_file needs server.tls.cert_file and server.tls.key_file"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
         if self.server.max_concurrent_calls == 0 || self.server.max_concurrent_calls_per_key == 0 {
             return Err(Error::Invalid(
                 "server.max_concurrent_calls and server.max_concurrent_calls_per_key must be positive"
@@ -580,6 +627,29 @@ mod tests {
             assert!(err.to_string().contains("limits"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_comes_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KELVIN_SERVER__TLS__CERT_FILE", "/tls/tls.crt");
+            let err = Config::load(Config::default(), None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("server.tls.key_file"), "{err}");
+            jail.set_env("KELVIN_SERVER__TLS__KEY_FILE", "/tls/tls.key");
+            let config = Config::load(Config::default(), None, &Overrides::default()).unwrap();
+            assert!(config.server.tls.enabled());
+            assert_eq!(config.server.tls.key_file.as_deref(), Some(Path::new("/tls/tls.key")));
+            Ok(())
+        });
+        let mut config = Config::default();
+        config.server.tls.key_file = Some("/tls/tls.key".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("server.tls.cert_file"), "{err}");
+        let mut config = Config::default();
+        config.server.tls.client_ca_file = Some("/tls/ca.crt".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("server.tls.client_ca_file"), "{err}");
+        assert!(!Config::default().server.tls.enabled());
     }
 
     #[test]

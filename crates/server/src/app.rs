@@ -15,6 +15,7 @@ use tonic_health::ServingStatus;
 
 use crate::admission::Admission;
 use crate::call::{CallLayer, Gate};
+use crate::tls::Tls;
 use crate::{Runtime, StartError, health};
 
 /// What a service crate adds to the server.
@@ -59,6 +60,9 @@ pub struct Application {
     local_addr: SocketAddr,
     runtime: Arc<Runtime>,
     mount: Mount,
+    tls: Option<Tls>,
+    /// The plaintext health-only listener (`server.health_listen`).
+    health_listener: Option<TcpListener>,
 }
 
 impl Application {
@@ -70,6 +74,13 @@ impl Application {
             .map_err(|e| StartError::Io(format!("cannot listen on {listen}: {e}")))?;
         let local_addr =
             listener.local_addr().map_err(|e| StartError::Io(format!("no local address: {e}")))?;
+        let tls = Tls::load(&runtime.config.server.tls)?;
+        let health_listener = match runtime.config.server.health_listen {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
+                StartError::Io(format!("cannot listen on {address} (server.health_listen): {e}"))
+            })?),
+            None => None,
+        };
         let mut mount = Mount {
             routes: RoutesBuilder::default(),
             names: Vec::new(),
@@ -78,11 +89,16 @@ impl Application {
         for m in mounts {
             m(&runtime, &mut mount);
         }
-        Ok(Self { listener, local_addr, runtime, mount })
+        Ok(Self { listener, local_addr, runtime, mount, tls, health_listener })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the plaintext health-only listener listens, when configured.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The names of the mounted gRPC services (as reported by health).
@@ -96,9 +112,15 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let Self { listener, local_addr, runtime, mount } = self;
+        let Self { listener, local_addr, runtime, mount, tls, health_listener } = self;
         let Mount { mut routes, names, limits } = mount;
 
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &tls {
+            builder = builder
+                .tls_config(tls.grpc())
+                .map_err(|e| StartError::Invalid(format!("server.tls: {e}")))?;
+        }
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let initial = health::probe(&runtime.store, runtime.cache.as_ref()).await;
         let store_down = Arc::new(AtomicBool::new(!initial.store));
@@ -129,6 +151,15 @@ impl Application {
         let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure())
             .build_v1alpha()
             .map_err(|e| StartError::Invalid(format!("reflection: {e}")))?;
+        // Probes that cannot speak TLS get health alone, in plaintext, on a listener of its own.
+        // It answers (NOT_SERVING while draining) until the main server has stopped.
+        let health_only = health_listener.map(|listener| {
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(health_service.clone())
+                    .serve_with_incoming(TcpIncoming::from(listener)),
+            )
+        });
         routes.add_service(health_service);
         routes.add_service(reflection_v1);
         routes.add_service(reflection_v1alpha);
@@ -160,12 +191,13 @@ impl Application {
         };
         tracing::info!(
             address = %local_addr,
+            tls = tls.as_ref().map_or("off", |t| if t.mutual() { "mutual" } else { "on" }),
             services = ?names,
             store = runtime.store.backend(),
             cache = runtime.cache.backend(),
             "serving"
         );
-        let server = tonic::transport::Server::builder()
+        let server = builder
             // The call layer answers expiry (DEADLINE_EXCEEDED) first; this is a backstop.
             .timeout(max_deadline + Duration::from_secs(1))
             .layer(layer)
@@ -184,6 +216,9 @@ impl Application {
             }
         };
         watcher.abort();
+        if let Some(health_only) = health_only {
+            health_only.abort();
+        }
         result.map_err(|e| StartError::Io(format!("server: {e}")))?;
         tracing::info!("stopped");
         Ok(())

@@ -286,8 +286,16 @@ async fn bootstrap_admin(
 fn write_private(path: &Path, contents: &str) -> Result<(), StartError> {
     use std::io::Write;
     let io = |e: std::io::Error| StartError::Io(format!("cannot write `{}`: {e}", path.display()));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        // A data directory Kelvin creates is its own: 0700.
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(parent).map_err(io)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -201,12 +201,24 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 pub async fn serve(name: &'static str, config: Config, mounts: &[MountFn]) -> anyhow::Result<()> {
     let telemetry = kelvin_telemetry::init(name, &config.telemetry)?;
     let stop = shutdown_signal();
+    let tls = crate::Tls::load(&config.server.tls)?;
     if let Some(address) = config.telemetry.metrics_listen {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|e| StartError::Io(format!("cannot serve metrics on {address}: {e}")))?;
-        tracing::info!(address = %listener.local_addr()?, "serving Prometheus metrics on /metrics");
-        tokio::spawn(kelvin_telemetry::metrics::serve(listener, telemetry.prometheus()));
+        // The same certificate as gRPC: with TLS on, no listener is plaintext.
+        let acceptor = tls.as_ref().map(crate::Tls::acceptor).transpose()?;
+        tracing::info!(
+            address = %listener.local_addr()?,
+            tls = acceptor.is_some(),
+            "serving Prometheus metrics on /metrics"
+        );
+        tokio::spawn(kelvin_telemetry::metrics::serve_with(
+            listener,
+            telemetry.prometheus(),
+            kelvin_telemetry::metrics::ServeLimits::default(),
+            acceptor,
+        ));
     }
     let runtime = Arc::new(Runtime::start(config).await?);
     if let Some(token) = &runtime.bootstrap_token {

@@ -16,6 +16,7 @@ mod health;
 mod heavy;
 mod mask;
 pub mod scores;
+mod tls;
 
 pub use app::{Application, Mount, MountFn};
 pub use bootstrap::{ADMIN_TOKEN_FILE, Runtime, StartError, audit_hmac_key};
@@ -28,3 +29,4 @@ pub use context::{CallContext, call_context};
 pub use error::{ApiError, ApiResult};
 pub use heavy::HeavyWork;
 pub use mask::{MutableField, UpdateFields};
+pub use tls::Tls;

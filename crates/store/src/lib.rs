@@ -68,6 +68,48 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Creates the SQLite file `file` (and its directory, 0700) readable by its owner only (0600)
+/// before SQLite opens it: SQLite gives its `-wal` and `-shm` files the database file's mode,
+/// and would otherwise create all three with the umask's (often 0644). A file that exists
+/// already is tightened to 0600 when others can read it.
+fn private_database_file(file: &Path) -> Result<()> {
+    let cannot = |what: &Path, e: std::io::Error| {
+        Error::Config(format!("cannot create `{}`: {e}", what.display()))
+    };
+    if let Some(parent) = file.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(parent).map_err(|e| cannot(parent, e))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(meta) = std::fs::metadata(file)
+                    && meta.permissions().mode() & 0o077 != 0
+                    && let Err(error) =
+                        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                {
+                    tracing::warn!(file = %file.display(), %error, "cannot make the database file private (0600)");
+                }
+            }
+        }
+        Err(e) => return Err(cannot(file, e)),
+    }
+    Ok(())
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`). For SQLite the parent
     /// directory is created, WAL journaling and a busy timeout are set.
@@ -80,13 +122,10 @@ impl Store {
             // health probe has seen it), never after a long wait.
             .acquire_timeout(Duration::from_secs(5));
         if let Some(path) = url.strip_prefix("sqlite://") {
-            let file = path.split('?').next().unwrap_or_default();
-            if let Some(parent) = Path::new(file).parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    Error::Config(format!("cannot create `{}`: {e}", parent.display()))
-                })?;
+            let (file, query) = path.split_once('?').unwrap_or((path, ""));
+            let read_only = query.split('&').any(|p| p == "mode=ro");
+            if !file.is_empty() && !file.starts_with(":memory:") && !read_only {
+                private_database_file(Path::new(file))?;
             }
             options.max_connections(8).map_sqlx_sqlite_opts(|o| {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -257,4 +296,32 @@ pub(crate) async fn write_txn(
             ..TransactionOptions::default()
         })
         .await?)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_sqlite_file_and_its_directory_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("new/kelvin.db");
+        private_database_file(&file).unwrap();
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+
+        // A database an earlier version left readable by others is tightened.
+        let old = dir.path().join("old.db");
+        std::fs::write(&old, b"").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        private_database_file(&old).unwrap();
+        assert_eq!(mode(&old), 0o600);
+    }
 }

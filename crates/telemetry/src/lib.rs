@@ -83,7 +83,10 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<Telemetr
 
     let (text, json) = match settings.log_format {
         LogFormat::Text => {
-            (Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)), None)
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(colour(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+                .with_writer(std::io::stderr);
+            (Some(layer), None)
         }
         LogFormat::Json => (
             None,
@@ -103,6 +106,12 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<Telemetr
         .try_init()
         .map_err(|e| Error::AlreadyInstalled(e.to_string()))?;
     Ok(TelemetryGuard { provider, meters: Some(meters), prometheus })
+}
+
+/// Whether text logs get ANSI colours: only on a terminal, and never when `NO_COLOR` is set
+/// to anything non-empty (<https://no-color.org>); a file or a log collector gets plain text.
+fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The global meter provider: always read by the Prometheus reader, and pushed by OTLP when an

@@ -324,14 +324,16 @@ impl Default for ServeLimits {
 /// Serves `GET /metrics` (and `HEAD`) on `listener` until the process ends, within the default
 /// [`ServeLimits`].
 pub async fn serve(listener: tokio::net::TcpListener, reader: PrometheusReader) {
-    serve_with(listener, reader, ServeLimits::default()).await;
+    serve_with(listener, reader, ServeLimits::default(), None).await;
 }
 
-/// [`serve`] within `limits`.
+/// [`serve`] within `limits`, over TLS when `tls` is given (the handshake counts against
+/// `connection_timeout`).
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     reader: PrometheusReader,
     limits: ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
@@ -346,24 +348,44 @@ pub async fn serve_with(
             }
         };
         let reader = reader.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
-                let reader = reader.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(&request, &reader)) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .keep_alive(false)
-                .serve_connection(io, service);
-            match tokio::time::timeout(limits.connection_timeout, connection).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::debug!(%error, "metrics endpoint: connection ended"),
-                Err(_) => tracing::debug!("metrics endpoint: connection timed out"),
+            let connection = async move {
+                match tls {
+                    None => serve_connection(stream, reader, limits).await,
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(stream) => serve_connection(stream, reader, limits).await,
+                        Err(error) => {
+                            tracing::debug!(%error, "metrics endpoint: TLS handshake failed");
+                        }
+                    },
+                }
+            };
+            if tokio::time::timeout(limits.connection_timeout, connection).await.is_err() {
+                tracing::debug!("metrics endpoint: connection timed out");
             }
         });
+    }
+}
+
+/// Serves one request on `stream` (plain TCP or TLS).
+async fn serve_connection<S>(stream: S, reader: PrometheusReader, limits: ServeLimits)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+        let reader = reader.clone();
+        async move { Ok::<_, std::convert::Infallible>(respond(&request, &reader)) }
+    });
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(false)
+        .serve_connection(io, service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "metrics endpoint: connection ended");
     }
 }
 
@@ -463,7 +485,7 @@ mod tests {
         provider.meter("test").u64_counter("kelvin.ingest.events").build().add(1, &[]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve_with(listener, reader, limits));
+        tokio::spawn(serve_with(listener, reader, limits, None));
         (addr, provider)
     }
 

@@ -138,6 +138,14 @@ KELVIN_AUTH__EXTERNAL__AUDIENCE: {{ .audience | quote }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if .Values.tls.enabled }}
+KELVIN_SERVER__TLS__CERT_FILE: "/etc/kelvin/tls/tls.crt"
+KELVIN_SERVER__TLS__KEY_FILE: "/etc/kelvin/tls/tls.key"
+{{- if .Values.tls.clientAuth }}
+KELVIN_SERVER__TLS__CLIENT_CA_FILE: "/etc/kelvin/tls/ca.crt"
+{{- end }}
+KELVIN_SERVER__HEALTH_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.tls.healthPort) | quote }}
+{{- end }}
 {{- with .Values.otel.endpoint }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 {{- end }}
@@ -197,4 +205,9 @@ OTEL_RESOURCE_ATTRIBUTES: {{ . | quote }}
 {{- define "kelvin.tmpVolumeMount" -}}
 - name: tmp
   mountPath: /tmp
+{{- end }}
+
+{{/* The port the probes query: the gRPC port, or the plaintext health port with TLS on. */}}
+{{- define "kelvin.probePort" -}}
+{{- if .Values.tls.enabled }}{{ .Values.tls.healthPort }}{{ else }}{{ .Values.grpcPort }}{{ end }}
 {{- end }}
