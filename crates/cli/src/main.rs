@@ -61,63 +61,75 @@ pub enum Command {
     #[command(subcommand)]
     Events(EventCmd),
     /// Import leads, companies or events from a CSV export (streamed, resumable).
-    Import {
-        #[arg(long)]
-        tenant: String,
-        #[arg(short = 'f', long = "file")]
-        file: PathBuf,
-        /// A mapping file, or a built-in one: hubspot-events, hubspot-contacts,
-        /// salesforce-events, salesforce-leads (docs/import-mappings.md).
-        #[arg(long)]
-        mapping: String,
-        /// Where bad rows go (line, field, reason). Default: FILE.rejects.csv.
-        #[arg(long)]
-        rejects: Option<PathBuf>,
-        /// Rows per call.
-        #[arg(long, default_value_t = 500)]
-        batch: usize,
-        /// Continue an interrupted import from its checkpoint (FILE.kelvin-import); refused
-        /// when the tenant, the file's content or the mapping differ from the checkpoint's.
-        #[arg(long)]
-        resume: bool,
-        /// Stop after this many rows (continue later with --resume).
-        #[arg(long)]
-        max_rows: Option<u64>,
-    },
+    Import(ImportArgs),
     /// Scores: current scores, rankings, explanations, history, rescore progress.
     #[command(subcommand, alias = "score")]
     Scores(ScoreCmd),
     /// Follow a tenant's score changes live (band changes unless --all); resumable with
     /// --after CURSOR.
-    Watch {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long, default_value = "")]
-        model: String,
-        /// Every score change, not only band changes.
-        #[arg(long)]
-        all: bool,
-        /// Resume after this cursor (-1: from the start of the retained history; 0: from now).
-        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
-        after: i64,
-        /// Stop after this many changes.
-        #[arg(long)]
-        limit: Option<usize>,
-    },
+    Watch(WatchArgs),
     /// The audit log.
-    Audit {
-        #[arg(long)]
-        org: String,
-        #[arg(long, default_value = "")]
-        tenant: String,
-        #[arg(long, default_value = "")]
-        model: String,
-        #[arg(long, default_value = "")]
-        action: String,
-        /// Most events shown.
-        #[arg(long, default_value_t = 50)]
-        limit: i32,
-    },
+    Audit(AuditArgs),
+}
+
+// The arguments of `kelvinctl import` (the variant's doc is its help).
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    #[arg(long)]
+    pub tenant: String,
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// A mapping file, or a built-in one: hubspot-events, hubspot-contacts,
+    /// salesforce-events, salesforce-leads (docs/import-mappings.md).
+    #[arg(long)]
+    pub mapping: String,
+    /// Where bad rows go (line, field, reason). Default: FILE.rejects.csv.
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+    /// Rows per call.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Continue an interrupted import from its checkpoint (FILE.kelvin-import); refused
+    /// when the tenant, the file's content or the mapping differ from the checkpoint's.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this many rows (continue later with --resume).
+    #[arg(long)]
+    pub max_rows: Option<u64>,
+}
+
+// The arguments of `kelvinctl watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    #[arg(long)]
+    pub tenant: String,
+    #[arg(long, default_value = "")]
+    pub model: String,
+    /// Every score change, not only band changes.
+    #[arg(long)]
+    pub all: bool,
+    /// Resume after this cursor (-1: from the start of the retained history; 0: from now).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub after: i64,
+    /// Stop after this many changes.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+// The arguments of `kelvinctl audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[arg(long)]
+    pub org: String,
+    #[arg(long, default_value = "")]
+    pub tenant: String,
+    #[arg(long, default_value = "")]
+    pub model: String,
+    #[arg(long, default_value = "")]
+    pub action: String,
+    /// Most events shown.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i32,
 }
 
 #[derive(Debug, Subcommand)]
