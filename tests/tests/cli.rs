@@ -497,3 +497,110 @@ async fn watch_shows_each_model_s_change_in_aligned_columns() {
     assert_eq!(shown, expected, "each change once, with its model: {table}");
     app.stop().await;
 }
+
+/// Every list follows `next_page_token` to its last page (pages of 2 here, through the hidden
+/// `--page-size`), or stops at the `--limit` asked for: nothing is cut at the first page, and a
+/// `--limit` above one page (1,000) is read in pages rather than refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_list_reads_all_its_pages() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Ctl { app: &app, config: dir.path().join("config.toml") };
+    let paged = |args: &[&str]| {
+        let mut all = vec!["--page-size", "2"];
+        all.extend_from_slice(args);
+        ctl.json(&all)
+    };
+    // The list in pages of 2 is the list in one page, and longer than a page.
+    let same = |args: &[&str]| {
+        let whole = ctl.json(args);
+        assert!(whole.as_array().unwrap().len() > 2, "{args:?}: {whole}");
+        assert_eq!(paged(args), whole, "{args:?}");
+    };
+
+    for org in ["agency", "agency-b", "agency-c"] {
+        ctl.json(&["orgs", "create", org]);
+    }
+    same(&["orgs", "list"]);
+    for tenant in ["client-a", "client-b", "client-c"] {
+        ctl.json(&["tenants", "create", "--org", "agency", tenant]);
+    }
+    same(&["tenants", "list", "--org", "agency"]);
+    for _ in 0..3 {
+        ctl.json(&["keys", "create", "--org", "agency", "--role", "reader"]);
+    }
+    same(&["keys", "list", "--org", "agency"]);
+
+    // Three versions of a model (drafts), the last one published.
+    for hot in [80, 75, 70] {
+        ctl.json(&["models", "apply", "-f", &model_file(dir.path(), hot), "--tenant", "client-a"]);
+    }
+    let v70 = model_file(dir.path(), 70);
+    ctl.json(&["models", "apply", "-f", &v70, "--tenant", "client-a", "--publish"]);
+    same(&["models", "history", "--tenant", "client-a"]);
+
+    // Three templates; rolling out the last one again finds it on the second page.
+    std::fs::copy(&v70, dir.path().join("template.yaml")).unwrap();
+    let rollout = |id: &str| {
+        let path = dir.path().join(format!("rollout-{id}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "organization: agency\ntemplate:\n  id: {id}\n  model_file: template.yaml\ntargets:\n  - {{ tenant: client-b, model: {id} }}\npublish: true\n"
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    for id in ["t1", "t2", "t3"] {
+        ctl.json(&["templates", "apply", "-f", &rollout(id)]);
+    }
+    same(&["templates", "list", "--org", "agency"]);
+    let again = paged(&["templates", "apply", "-f", &rollout("t3")]);
+    assert_eq!(again[0]["status"], "unchanged", "{again}");
+
+    // Three leads scored; one of them three times.
+    let send = |event: &str, lead: &str, hour: u32| {
+        let file = dir.path().join(format!("{event}.jsonl"));
+        std::fs::write(
+            &file,
+            format!(
+                r#"{{"event_id": "{event}", "lead_id": "{lead}", "type": "page_view", "time": "2026-11-01T{hour:02}:00:00Z", "properties": {{"url": "/pricing"}}}}"#
+            ),
+        )
+        .unwrap();
+        ctl.json(&["events", "send", "--tenant", "client-a", "-f", file.to_str().unwrap()]);
+    };
+    let history =
+        |lead: &str| ctl.json(&["scores", "history", "--tenant", "client-a", "--all", lead]);
+    let wait = |lead: &str, changes: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while history(lead).as_array().unwrap().len() < changes {
+            assert!(std::time::Instant::now() < deadline, "{lead}: never {changes} change(s)");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    for (n, hour) in [(1, 10), (2, 11), (3, 12)] {
+        send(&format!("e{n}"), "l1", hour);
+        wait("l1", n);
+    }
+    send("e4", "l2", 10);
+    send("e5", "l3", 10);
+    wait("l2", 1);
+    wait("l3", 1);
+    same(&["scores", "history", "--tenant", "client-a", "--all", "l1"]);
+    same(&["scores", "top", "--tenant", "client-a"]);
+    assert_eq!(
+        paged(&["scores", "top", "--tenant", "client-a", "--limit", "3"]).as_array().unwrap().len(),
+        3
+    );
+    same(&["scores", "top", "--tenant", "client-a", "--limit", "1001"]);
+
+    // The audit log: the first `--limit` events, in pages, whatever the limit.
+    let all = ctl.json(&["audit", "--org", "agency", "--limit", "1000"]);
+    let all = all.as_array().unwrap();
+    assert!(all.len() > 5, "{all:?}");
+    assert_eq!(paged(&["audit", "--org", "agency", "--limit", "5"]).as_array().unwrap(), &all[..5]);
+    same(&["audit", "--org", "agency", "--limit", "1001"]);
+    app.stop().await;
+}

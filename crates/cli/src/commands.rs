@@ -48,9 +48,12 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 /// A connection and its token.
+#[derive(Clone)]
 struct Kelvin {
     channel: Channel,
     token: Option<String>,
+    /// Items asked for per page of a list (`--page-size`).
+    page_size: i32,
 }
 
 impl Kelvin {
@@ -85,7 +88,7 @@ impl Kelvin {
             .connect()
             .await
             .with_context(|| format!("cannot connect to {}", target.endpoint))?;
-        Ok(Self { channel, token: target.token })
+        Ok(Self { channel, token: target.token, page_size: cli.page_size })
     }
 
     fn req<T>(&self, message: T) -> Result<Request<T>> {
@@ -94,6 +97,35 @@ impl Kelvin {
             request.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
         }
         Ok(request)
+    }
+
+    /// Every item of a list, following `next_page_token` to the last page, or its first
+    /// `limit` items. `page` asks for one page: `(page_token, page_size)` → `(items,
+    /// next_page_token)`.
+    async fn list_all<T, F, Fut>(&self, limit: Option<usize>, mut page: F) -> Result<Vec<T>>
+    where
+        F: FnMut(String, i32) -> Fut,
+        Fut: Future<Output = Result<(Vec<T>, String)>>,
+    {
+        let mut items = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let wanted = limit.map_or(usize::MAX, |l| l.saturating_sub(items.len()));
+            let page_size = self.page_size.min(i32::try_from(wanted).unwrap_or(i32::MAX));
+            let (mut more, next) = page(page_token, page_size).await?;
+            items.append(&mut more);
+            if let Some(limit) = limit
+                && items.len() >= limit
+            {
+                items.truncate(limit);
+                break;
+            }
+            if next.is_empty() {
+                break;
+            }
+            page_token = next;
+        }
+        Ok(items)
     }
 
     fn tenants(&self) -> TenantServiceClient<Channel> {

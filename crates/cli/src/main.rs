@@ -33,6 +33,15 @@ pub struct Cli {
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     output: Format,
+    /// Items asked for per page of a list (every page is read); hidden, for tests of paging.
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(i32).range(1..=1000)
+    )]
+    page_size: i32,
     #[command(subcommand)]
     command: Command,
 }
@@ -128,8 +137,8 @@ pub struct AuditArgs {
     #[arg(long, default_value = "")]
     pub action: String,
     /// Most events shown.
-    #[arg(long, default_value_t = 50)]
-    pub limit: i32,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,8 +315,8 @@ pub enum ScoreCmd {
         band: String,
         #[arg(long)]
         min: Option<f64>,
-        #[arg(long, default_value_t = 20)]
-        limit: i32,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
     },
     /// Why a lead has its score: every rule's points, the events behind them, decay.
     Explain {

@@ -11,19 +11,23 @@ use crate::resources as res;
 
 pub(super) async fn audit_cmd(k: &Kelvin, args: AuditArgs, format: Format) -> Result<()> {
     let AuditArgs { org, tenant, model, action, limit } = args;
+    let request = pb::ListAuditEventsRequest {
+        organization_id: org,
+        tenant_id: tenant,
+        model_id: model,
+        action,
+        ..Default::default()
+    };
     let events = k
-        .tenants()
-        .list_audit_events(k.req(pb::ListAuditEventsRequest {
-            organization_id: org,
-            tenant_id: tenant,
-            model_id: model,
-            action,
-            page_size: limit,
-            ..Default::default()
-        })?)
-        .await?
-        .into_inner();
-    let rows: Vec<Value> = events.audit_events.into_iter().map(res::audit_event).collect();
+        .list_all(Some(limit as usize), |page_token, page_size| {
+            let request = pb::ListAuditEventsRequest { page_size, page_token, ..request.clone() };
+            async move {
+                let r = k.tenants().list_audit_events(k.req(request)?).await?.into_inner();
+                Ok((r.audit_events, r.next_page_token))
+            }
+        })
+        .await?;
+    let rows: Vec<Value> = events.into_iter().map(res::audit_event).collect();
     output::print(
         format,
         &Value::Array(rows),

@@ -27,11 +27,10 @@ pub(super) async fn import_cmd(k: &Kelvin, args: ImportArgs, format: Format) -> 
         resume,
         max_rows,
     };
-    let (channel, token) = (k.channel.clone(), k.token.clone());
+    let k = k.clone();
     let send = move |items: Vec<crate::import::Item>| {
-        let (channel, token, tenant) = (channel.clone(), token.clone(), tenant.clone());
+        let (k, tenant) = (k.clone(), tenant.clone());
         Box::pin(async move {
-            let k = Kelvin { channel, token };
             use crate::import::Item;
             let mut events = Vec::new();
             let mut leads = Vec::new();

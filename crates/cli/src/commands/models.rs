@@ -104,17 +104,22 @@ pub(super) async fn model_cmd(k: &Kelvin, cmd: ModelCmd, format: Format) -> Resu
             output::print(format, &Value::Array(rows), CHANGE_COLUMNS)
         }
         ModelCmd::History { tenant, model } => {
-            let list = k
-                .models()
-                .list_model_versions(k.req(pb::ListModelVersionsRequest {
-                    tenant_id: tenant,
-                    model_id: model,
-                    page_size: 1000,
-                    page_token: String::new(),
-                })?)
-                .await?
-                .into_inner();
-            let rows: Vec<Value> = list.versions.into_iter().map(res::version).collect();
+            let request = pb::ListModelVersionsRequest {
+                tenant_id: tenant,
+                model_id: model,
+                ..Default::default()
+            };
+            let versions = k
+                .list_all(None, |page_token, page_size| {
+                    let request =
+                        pb::ListModelVersionsRequest { page_size, page_token, ..request.clone() };
+                    async move {
+                        let r = k.models().list_model_versions(k.req(request)?).await?.into_inner();
+                        Ok((r.versions, r.next_page_token))
+                    }
+                })
+                .await?;
+            let rows: Vec<Value> = versions.into_iter().map(res::version).collect();
             output::print(format, &Value::Array(rows), VERSION_COLUMNS)
         }
         ModelCmd::Rollback { tenant, model, to, comment } => {

@@ -58,19 +58,23 @@ pub(super) async fn scores_cmd(k: &Kelvin, cmd: ScoreCmd, format: Format) -> Res
             Ok(())
         }
         ScoreCmd::Top { tenant, model, band, min, limit } => {
-            let reply = k
-                .scoring()
-                .list_leads(k.req(pb::ListLeadsRequest {
-                    tenant_id: tenant,
-                    model_id: model,
-                    band,
-                    min_score: min,
-                    page_size: limit,
-                    ..Default::default()
-                })?)
-                .await?
-                .into_inner();
-            let rows: Vec<Value> = reply.scores.into_iter().map(res::lead_score).collect();
+            let request = pb::ListLeadsRequest {
+                tenant_id: tenant,
+                model_id: model,
+                band,
+                min_score: min,
+                ..Default::default()
+            };
+            let scores = k
+                .list_all(Some(limit as usize), |page_token, page_size| {
+                    let request = pb::ListLeadsRequest { page_size, page_token, ..request.clone() };
+                    async move {
+                        let r = k.scoring().list_leads(k.req(request)?).await?.into_inner();
+                        Ok((r.scores, r.next_page_token))
+                    }
+                })
+                .await?;
+            let rows: Vec<Value> = scores.into_iter().map(res::lead_score).collect();
             output::print(format, &Value::Array(rows), SCORE_COLUMNS)
         }
         ScoreCmd::Explain { tenant, model, lead } => {
@@ -124,19 +128,24 @@ pub(super) async fn scores_cmd(k: &Kelvin, cmd: ScoreCmd, format: Format) -> Res
             output::print(format, &value, &[])
         }
         ScoreCmd::History { tenant, model, all, lead } => {
-            let reply = k
-                .scoring()
-                .get_score_history(k.req(pb::GetScoreHistoryRequest {
-                    tenant_id: tenant,
-                    lead_id: lead,
-                    model_id: model,
-                    include_score_changes: all,
-                    page_size: 100,
-                    ..Default::default()
-                })?)
-                .await?
-                .into_inner();
-            let rows: Vec<Value> = reply.changes.into_iter().map(res::score_change).collect();
+            let request = pb::GetScoreHistoryRequest {
+                tenant_id: tenant,
+                lead_id: lead,
+                model_id: model,
+                include_score_changes: all,
+                ..Default::default()
+            };
+            let changes = k
+                .list_all(None, |page_token, page_size| {
+                    let request =
+                        pb::GetScoreHistoryRequest { page_size, page_token, ..request.clone() };
+                    async move {
+                        let r = k.scoring().get_score_history(k.req(request)?).await?.into_inner();
+                        Ok((r.changes, r.next_page_token))
+                    }
+                })
+                .await?;
+            let rows: Vec<Value> = changes.into_iter().map(res::score_change).collect();
             output::print(format, &Value::Array(rows), SCORE_CHANGE_COLUMNS)
         }
         ScoreCmd::Bands { tenant, model, at } => {
@@ -178,24 +187,20 @@ pub(super) async fn scores_cmd(k: &Kelvin, cmd: ScoreCmd, format: Format) -> Res
             )
         }
         ScoreCmd::DeadLetters { tenant } => {
-            let mut rows = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let reply = k
-                    .scoring()
-                    .list_dead_letters(k.req(pb::ListDeadLettersRequest {
+            let dead_letters = k
+                .list_all(None, |page_token, page_size| {
+                    let request = pb::ListDeadLettersRequest {
                         tenant_id: tenant.clone(),
-                        page_size: 1000,
+                        page_size,
                         page_token,
-                    })?)
-                    .await?
-                    .into_inner();
-                rows.extend(reply.dead_letters.into_iter().map(res::dead_letter));
-                if reply.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = reply.next_page_token;
-            }
+                    };
+                    async move {
+                        let r = k.scoring().list_dead_letters(k.req(request)?).await?.into_inner();
+                        Ok((r.dead_letters, r.next_page_token))
+                    }
+                })
+                .await?;
+            let rows: Vec<Value> = dead_letters.into_iter().map(res::dead_letter).collect();
             output::print(
                 format,
                 &Value::Array(rows),

@@ -15,17 +15,8 @@ pub(super) async fn template_cmd(k: &Kelvin, cmd: TemplateCmd, format: Format) -
     match cmd {
         TemplateCmd::Apply { file } => apply_template(k, &file, format).await,
         TemplateCmd::List { org } => {
-            let list = k
-                .models()
-                .list_templates(k.req(pb::ListTemplatesRequest {
-                    organization_id: org,
-                    page_size: 1000,
-                    page_token: String::new(),
-                })?)
+            let rows: Vec<Value> = templates(k, org)
                 .await?
-                .into_inner();
-            let rows: Vec<Value> = list
-                .templates
                 .into_iter()
                 .map(|t| json!({"template_id": t.template_id, "display_name": t.display_name, "parameters": t.parameters.into_iter().map(|p| p.name).collect::<Vec<_>>(), "creator": t.creator}))
                 .collect();
@@ -40,6 +31,19 @@ pub(super) async fn template_cmd(k: &Kelvin, cmd: TemplateCmd, format: Format) -
             )
         }
     }
+}
+
+/// Every template of an organization.
+async fn templates(k: &Kelvin, org: String) -> Result<Vec<pb::Template>> {
+    k.list_all(None, |page_token, page_size| {
+        let request =
+            pb::ListTemplatesRequest { organization_id: org.clone(), page_size, page_token };
+        async move {
+            let r = k.models().list_templates(k.req(request)?).await?.into_inner();
+            Ok((r.templates, r.next_page_token))
+        }
+    })
+    .await
 }
 
 /// A template rollout file.
@@ -98,15 +102,8 @@ async fn apply_template(k: &Kelvin, file: &std::path::Path, format: Format) -> R
     let base = file.parent().unwrap_or(std::path::Path::new("."));
     let spec: Value = read_yaml(&base.join(&rollout.template.model_file))?;
     let mut models = k.models();
-    let existing = models
-        .list_templates(k.req(pb::ListTemplatesRequest {
-            organization_id: rollout.organization.clone(),
-            page_size: 1000,
-            page_token: String::new(),
-        })?)
+    let existing = templates(k, rollout.organization.clone())
         .await?
-        .into_inner()
-        .templates
         .into_iter()
         .find(|t| t.template_id == rollout.template.id);
     match existing {

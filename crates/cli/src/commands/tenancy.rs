@@ -32,14 +32,13 @@ pub(super) async fn org_cmd(k: &Kelvin, cmd: OrgCmd, format: Format) -> Result<(
         }
         OrgCmd::List => {
             let orgs = k
-                .tenants()
-                .list_organizations(k.req(pb::ListOrganizationsRequest {
-                    page_size: 1000,
-                    page_token: String::new(),
-                })?)
-                .await?
-                .into_inner();
-            let rows: Vec<Value> = orgs.organizations.into_iter().map(res::organization).collect();
+                .list_all(None, |page_token, page_size| async move {
+                    let request = pb::ListOrganizationsRequest { page_size, page_token };
+                    let r = k.tenants().list_organizations(k.req(request)?).await?.into_inner();
+                    Ok((r.organizations, r.next_page_token))
+                })
+                .await?;
+            let rows: Vec<Value> = orgs.into_iter().map(res::organization).collect();
             output::print(
                 format,
                 &Value::Array(rows),
@@ -92,16 +91,18 @@ pub(super) async fn tenant_cmd(k: &Kelvin, cmd: TenantCmd, format: Format) -> Re
                 .tenant
         }
         TenantCmd::List { org } => {
-            let list = k
-                .tenants()
-                .list_tenants(k.req(pb::ListTenantsRequest {
-                    organization_id: org,
-                    page_size: 1000,
-                    ..Default::default()
-                })?)
-                .await?
-                .into_inner();
-            let rows: Vec<Value> = list.tenants.into_iter().map(res::tenant).collect();
+            let request = pb::ListTenantsRequest { organization_id: org, ..Default::default() };
+            let tenants = k
+                .list_all(None, |page_token, page_size| {
+                    let request =
+                        pb::ListTenantsRequest { page_size, page_token, ..request.clone() };
+                    async move {
+                        let r = k.tenants().list_tenants(k.req(request)?).await?.into_inner();
+                        Ok((r.tenants, r.next_page_token))
+                    }
+                })
+                .await?;
+            let rows: Vec<Value> = tenants.into_iter().map(res::tenant).collect();
             return output::print(format, &Value::Array(rows), TENANT_COLUMNS);
         }
         TenantCmd::Get { id } => {
@@ -159,18 +160,23 @@ pub(super) async fn key_cmd(k: &Kelvin, cmd: KeyCmd, format: Format) -> Result<(
             )
         }
         KeyCmd::List { org, tenant, show_revoked } => {
+            let request = pb::ListApiKeysRequest {
+                organization_id: org,
+                tenant_id: tenant,
+                show_revoked,
+                ..Default::default()
+            };
             let keys = k
-                .tenants()
-                .list_api_keys(k.req(pb::ListApiKeysRequest {
-                    organization_id: org,
-                    tenant_id: tenant,
-                    page_size: 1000,
-                    page_token: String::new(),
-                    show_revoked,
-                })?)
-                .await?
-                .into_inner();
-            let rows: Vec<Value> = keys.api_keys.into_iter().map(res::api_key).collect();
+                .list_all(None, |page_token, page_size| {
+                    let request =
+                        pb::ListApiKeysRequest { page_size, page_token, ..request.clone() };
+                    async move {
+                        let r = k.tenants().list_api_keys(k.req(request)?).await?.into_inner();
+                        Ok((r.api_keys, r.next_page_token))
+                    }
+                })
+                .await?;
+            let rows: Vec<Value> = keys.into_iter().map(res::api_key).collect();
             output::print(format, &Value::Array(rows), KEY_COLUMNS)
         }
         KeyCmd::Revoke { id } => {
