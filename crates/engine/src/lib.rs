@@ -29,6 +29,7 @@
 //! * Inputs: [`Lead`], [`Company`], [`Event`] (attributes are [`Value`]s); [`Timestamp`] is ms
 //!   since the Unix epoch.
 
+mod compile;
 mod condition;
 mod eval;
 mod fixed;
@@ -37,6 +38,7 @@ mod model;
 mod spec;
 mod state;
 
+pub use compile::parse_duration_hours;
 pub use condition::{
     FREE_EMAIL_DOMAINS, MAX_DEPTH, MAX_LIST_LEN, MAX_REGEX_LEN, OPERATORS, REGEX_SIZE_LIMIT,
     reads_as_number,
@@ -48,7 +50,7 @@ pub use fixed::{HOUR_MS, MAX_POINTS_MILLI, Points};
 pub use input::{Company, Event, Lead, Timestamp};
 pub use model::{
     CompiledModel, DISQUALIFIED, MAX_DURATION_HOURS, MAX_RULES, NumericRead, Subject,
-    ValidationError, parse_duration_hours,
+    ValidationError,
 };
 pub use serde_json::Value;
 pub use spec::{

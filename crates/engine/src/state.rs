@@ -75,7 +75,7 @@ impl LeadState {
 
     /// A state from [`LeadState::to_bytes`]; checks its shape.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return Err(StateError("length is not a multiple of 8"));
         }
         let entries = bytes

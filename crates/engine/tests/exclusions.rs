@@ -2,6 +2,8 @@
 //! a matching exclusion disqualifies the lead and its points count in the total, after every
 //! bound, as one explanation line; written once instead of twice.
 
+#![allow(clippy::unwrap_used)]
+
 use kelvin_engine::{ContributionKind, Lead, LeadState, ModelSpec, Points};
 use serde_json::json;
 

@@ -1,6 +1,8 @@
 //! Exclusive thresholds (issue 15, seed 000's "more than 70 points"): `above: 70` is more than
 //! 70, `min: 70` is 70 or more; both on bands and on matrix grades, and validated.
 
+#![allow(clippy::unwrap_used)]
+
 use kelvin_engine::{CompiledModel, Lead, ModelSpec};
 use serde_json::json;
 

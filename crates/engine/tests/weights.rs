@@ -2,6 +2,8 @@
 //! a line shows are the rule's points times its weight (rule × group), and the line says which
 //! weight it applied.
 
+#![allow(clippy::unwrap_used)]
+
 use kelvin_engine::{Event, Lead, LeadState, ModelSpec, Points};
 use serde_json::json;
 
