@@ -18,8 +18,18 @@ fn import(app: &TestApp, args: &[&str]) -> Value {
         .env("KELVINCTL_CONFIG", "/nonexistent/kelvinctl.toml")
         .output()
         .unwrap();
-    assert!(out.status.success(), "import {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("import {args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    // Exit 3 says that some rows were rejected (the others were imported); 0 that none were.
+    let rejected = summary["rejected"].as_u64().unwrap_or(0);
+    assert_eq!(
+        out.status.code(),
+        Some(if rejected > 0 { 3 } else { 0 }),
+        "import {args:?} with {rejected} rejected row(s): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    summary
 }
 
 /// Runs an import that must fail; returns its stderr.
@@ -417,5 +427,53 @@ async fn mapped_times_take_the_mapping_format_and_zone() {
     // 10:00 in Paris: UTC+2 in summer time (2026-10-20T08:00:00Z), UTC+1 after it ends on 25
     // October (2026-11-02T09:00:00Z).
     assert_eq!(event_times(&app, "acme-fr", "l1").await, [1_792_483_200, 1_793_610_000]);
+    app.stop().await;
+}
+
+/// Issue 16: a value a numeric rule cannot read (`"60 000 €"`) is stored, and kelvinctl says so
+/// by line, field, model and rule instead of staying silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_shows_the_values_a_numeric_rule_cannot_read() {
+    let app = spawn_app().await;
+    fixtures::org(&app, "acme").await;
+    fixtures::tenant(&app, "acme", "acme-fr").await;
+    fixtures::publish(
+        app.channel.clone(),
+        &app.admin_token,
+        "acme-fr",
+        "default",
+        kelvin_integration_tests::json::b2b_spec(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    // The budget as text: the mapping does not declare it a number, the model reads it as one.
+    let mapping = dir.path().join("leads.yaml");
+    std::fs::write(
+        &mapping,
+        "kind: leads\nfields:\n  lead_id: { column: id }\nattributes:\n  budget: Budget\n",
+    )
+    .unwrap();
+    let csv = dir.path().join("leads.csv");
+    std::fs::write(&csv, "id,Budget\nok-lead,60000\neuro-lead,60 000 €\n").unwrap();
+    let summary = import(
+        &app,
+        &[
+            "--tenant",
+            "acme-fr",
+            "-f",
+            csv.to_str().unwrap(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+        ],
+    );
+    assert_eq!((summary["accepted"].as_u64(), summary["rejected"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(summary["warned"].as_u64(), Some(1), "{summary}");
+    let warning = &summary["warnings"][0];
+    assert_eq!(
+        (warning["line"].as_u64(), warning["field"].as_str(), warning["model"].as_str()),
+        (Some(3), Some("attributes.budget"), Some("default")),
+        "{summary}"
+    );
+    assert_eq!(warning["rule"], "bant_budget", "{summary}");
     app.stop().await;
 }

@@ -21,6 +21,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 pub use events::PartlyRejected;
+pub(crate) use events::{field_in_item, warning_json};
 
 use crate::{Cli, Command, EventCmd, context};
 

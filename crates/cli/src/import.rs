@@ -42,8 +42,8 @@ pub struct Options {
     pub max_rows: Option<u64>,
 }
 
-/// Runs an import; returns the totals (including earlier runs when resuming) and the seconds
-/// this run took.
+/// Runs an import; returns the totals (including earlier runs when resuming), the warnings of
+/// this run (as JSON rows, see `warning_json`) and the seconds this run took.
 pub async fn run(
     opts: Options,
     mut send: impl FnMut(
@@ -51,8 +51,9 @@ pub async fn run(
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Vec<pb::ItemResult>>> + Send>,
     >,
-) -> Result<(Checkpoint, f64)> {
+) -> Result<(Checkpoint, Vec<serde_json::Value>, f64)> {
     let started = Instant::now();
+    let mut warnings = Vec::new();
     let checkpoint_file = checkpoint_path(&opts.file);
     let fresh = Checkpoint {
         tenant: opts.tenant.clone(),
@@ -122,16 +123,18 @@ pub async fn run(
             let (lines, items): (Vec<u64>, Vec<Item>) = batch.into_iter().unzip();
             let results = send(items).await?;
             for (line, r) in lines.into_iter().zip(results) {
+                if !r.warnings.is_empty() {
+                    done.warned += 1;
+                    warnings
+                        .extend(r.warnings.iter().map(|w| crate::commands::warning_json(line, w)));
+                }
                 match pb::ItemStatus::try_from(r.status) {
                     Ok(pb::ItemStatus::Accepted) => done.accepted += 1,
                     Ok(pb::ItemStatus::Duplicate) => done.duplicates += 1,
                     // The server names the field by batch position (`events[3].time`); in the
                     // file, the line says which row: keep the field name alone.
                     _ => {
-                        let field = match r.field.split_once("].") {
-                            Some((_, f)) => f.to_owned(),
-                            None => r.field,
-                        };
+                        let field = crate::commands::field_in_item(&r.field).to_owned();
                         batch_rejects.push((line, field, r.reason));
                     }
                 }
@@ -160,5 +163,5 @@ pub async fn run(
         // Finished: a later import of the same file starts from scratch.
         let _ = std::fs::remove_file(&checkpoint_file);
     }
-    Ok((done, started.elapsed().as_secs_f64()))
+    Ok((done, warnings, started.elapsed().as_secs_f64()))
 }

@@ -27,6 +27,7 @@ pub(super) async fn send_events(
     };
     let (mut accepted, mut duplicates) = (0i64, 0i64);
     let mut rejects: Vec<Value> = Vec::new();
+    let mut warnings: Vec<Value> = Vec::new();
     let mut pending: Vec<(usize, pb::EventInput)> = Vec::new();
     let mut lines = reader.lines().enumerate().peekable();
     while lines.peek().is_some() || !pending.is_empty() {
@@ -56,25 +57,35 @@ pub(super) async fn send_events(
         accepted += i64::from(reply.accepted);
         duplicates += i64::from(reply.duplicates);
         for (r, n) in reply.results.into_iter().zip(numbers) {
+            warnings.extend(r.warnings.iter().map(|w| warning_json(n as u64, w)));
             if r.status == pb::ItemStatus::Rejected as i32 {
                 // The server names the field by batch position (`events[3].time`); the line
                 // says which event.
-                let field = match r.field.split_once("].") {
-                    Some((_, f)) => f.to_owned(),
-                    None => r.field,
-                };
+                let field = field_in_item(&r.field).to_owned();
                 rejects.push(json!({"line": n, "field": field, "reason": r.reason}));
             }
         }
     }
     rejects.sort_by_key(|r| r["line"].as_u64());
     let rejected = rejects.len();
-    let summary = json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "rejects": rejects});
+    let summary = json!({
+        "accepted": accepted, "duplicates": duplicates, "rejected": rejected, "rejects": rejects,
+        "warned": warnings.len(), "warnings": warnings,
+    });
     output::print(
         format,
         &summary,
-        &[("ACCEPTED", "accepted"), ("DUPLICATES", "duplicates"), ("REJECTED", "rejected")],
+        &[
+            ("ACCEPTED", "accepted"),
+            ("DUPLICATES", "duplicates"),
+            ("REJECTED", "rejected"),
+            ("WARNINGS", "warned"),
+        ],
     )?;
+    if format == Format::Table && !warnings.is_empty() {
+        println!();
+        print_warnings(&summary["warnings"])?;
+    }
     if rejected > 0 {
         if format == Format::Table {
             println!();
@@ -85,21 +96,60 @@ pub(super) async fn send_events(
             )?;
         }
         return Err(PartlyRejected {
-            rejected,
-            total: accepted as usize + duplicates as usize + rejected,
+            rejected: rejected as u64,
+            total: accepted as u64 + duplicates as u64 + rejected as u64,
+            unit: "event(s)",
+            listed: "listed with their line, field and reason".into(),
         }
         .into());
     }
     Ok(())
 }
 
-/// Some events were rejected (the others were sent): `kelvinctl` exits with
+/// Some events or rows were rejected (the others were sent): `kelvinctl` exits with
 /// [`PartlyRejected::EXIT_CODE`] rather than 1, so scripts can tell it from a failed call.
 #[derive(Debug, thiserror::Error)]
-#[error("{rejected} of {total} event(s) rejected (listed with their line, field and reason)")]
+#[error("{rejected} of {total} {unit} rejected ({listed})")]
 pub struct PartlyRejected {
-    pub rejected: usize,
-    pub total: usize,
+    pub rejected: u64,
+    pub total: u64,
+    /// What was counted: `event(s)`, `row(s)`.
+    pub unit: &'static str,
+    /// Where the rejects are shown.
+    pub listed: String,
+}
+
+/// The field of an item result without its batch position: `events[3].time` → `time`; the
+/// line number says which item.
+pub(crate) fn field_in_item(field: &str) -> &str {
+    match field.split_once("].") {
+        Some((_, f)) => f,
+        None => field,
+    }
+}
+
+/// A value stored although an active model's rule cannot read it (`"60 000 €"` for a numeric
+/// rule), by line.
+pub(crate) fn warning_json(line: u64, w: &pb::ItemWarning) -> Value {
+    json!({
+        "line": line, "field": field_in_item(&w.field), "model": w.model_id, "rule": w.rule_id,
+        "message": w.message,
+    })
+}
+
+pub(super) fn print_warnings(warnings: &Value) -> Result<()> {
+    eprintln!("stored with warnings (a rule of an active model cannot read these values):");
+    output::print(
+        Format::Table,
+        warnings,
+        &[
+            ("LINE", "line"),
+            ("FIELD", "field"),
+            ("MODEL", "model"),
+            ("RULE", "rule"),
+            ("WARNING", "message"),
+        ],
+    )
 }
 
 impl PartlyRejected {

@@ -101,9 +101,10 @@ pub(super) async fn import_cmd(k: &Kelvin, args: ImportArgs, format: Format) -> 
                 Box<dyn std::future::Future<Output = Result<Vec<pb::ItemResult>>> + Send>,
             >
     };
-    let (done, seconds) = crate::import::run(opts, send).await?;
+    let (done, warnings, seconds) = crate::import::run(opts, send).await?;
     let summary = json!({
         "rows": done.rows, "accepted": done.accepted, "duplicates": done.duplicates, "rejected": done.rejected,
+        "warned": done.warned, "warnings": warnings,
         "seconds": (seconds * 1000.0).round() / 1000.0,
         "rows_per_second": if seconds > 0.0 { (done.rows as f64 / seconds).round() } else { 0.0 },
         "rejects_file": rejects.display().to_string(),
@@ -116,8 +117,23 @@ pub(super) async fn import_cmd(k: &Kelvin, args: ImportArgs, format: Format) -> 
             ("ACCEPTED", "accepted"),
             ("DUPLICATES", "duplicates"),
             ("REJECTED", "rejected"),
+            ("WARNINGS", "warned"),
             ("ROWS/S", "rows_per_second"),
             ("REJECTS", "rejects_file"),
         ],
-    )
+    )?;
+    if format == Format::Table && !summary["warnings"].as_array().is_none_or(Vec::is_empty) {
+        println!();
+        super::events::print_warnings(&summary["warnings"])?;
+    }
+    if done.rejected > 0 {
+        return Err(super::PartlyRejected {
+            rejected: done.rejected,
+            total: done.rows,
+            unit: "row(s)",
+            listed: format!("line, field and reason in {}", rejects.display()),
+        }
+        .into());
+    }
+    Ok(())
 }

@@ -49,6 +49,9 @@ pub struct Checkpoint {
     pub accepted: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    /// Rows stored with a warning (a value an active model's rule cannot read).
+    #[serde(default)]
+    pub warned: u64,
 }
 
 /// Refuses to resume from a checkpoint of another tenant, file content or mapping, naming
