@@ -15,6 +15,8 @@ mod erasure;
 mod error;
 mod export;
 mod ingest;
+#[cfg(test)]
+mod layout_tests;
 mod migration;
 mod models;
 mod organizations;
