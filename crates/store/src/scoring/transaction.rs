@@ -65,7 +65,7 @@ impl std::fmt::Debug for ScorerTxn {
 impl ScorerTxn {
     /// Up to `limit` queue rows of `partitions`, taken fairly across tenants: the tenants
     /// with queued work are visited round-robin (the first after `after_tenant`, up to
-    /// [`FAIR_TENANTS`] of them per batch), and when several have work each takes at most
+    /// `FAIR_TENANTS` of them per batch), and when several have work each takes at most
     /// `max(limit * share_percent / 100, limit / tenants)` rows, oldest first. A tenant's
     /// backlog therefore never holds back another tenant's work for more than one batch.
     /// Returns the rows (in id order) and the last tenant visited (the next call's cursor).
@@ -135,7 +135,7 @@ impl ScorerTxn {
             .collect())
     }
 
-    /// Up to [`FAIR_TENANTS`] tenants with queued work in `partitions`, in id order after
+    /// Up to `FAIR_TENANTS` tenants with queued work in `partitions`, in id order after
     /// `after`: a loose index scan (one index probe per tenant, however long its backlog).
     async fn tenants_with_work(
         &self,
