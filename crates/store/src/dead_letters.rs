@@ -8,12 +8,13 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use crate::audit::{self, Entry};
+use crate::audit::{self, AuditContext, Entry};
 use crate::entity::{lead_score, scoring_dead_letter, scoring_failure, scoring_queue};
 use crate::page::Page;
-use crate::scoring::{CHUNK, NewWork, ScorerDb, WorkKind, enqueue};
+use crate::queue::{CHUNK, NewWork, WorkKind, enqueue};
+use crate::scoring::ScorerDb;
 use crate::types::now_ms;
-use crate::{Access, AuditContext, Error, Result, TenantScope};
+use crate::{Access, Error, Result, TenantScope};
 
 /// Longest error text kept with a failure.
 const MAX_ERROR_CHARS: usize = 1000;
@@ -220,8 +221,8 @@ impl Access<'_> {
                 .await?;
         }
         enqueue(&txn, work, now).await?;
-        audit::record(
-            &txn,
+        audit::commit(
+            txn,
             self.principal.actor(),
             ctx,
             Entry {
@@ -235,7 +236,6 @@ impl Access<'_> {
             now,
         )
         .await?;
-        txn.commit().await?;
         Ok(retried.len() as u64)
     }
 }

@@ -1,21 +1,21 @@
-//! Leads, companies, events and outcomes of one tenant: durable, idempotent writes and the
-//! lead's export and erasure. Items arrive validated (by the ingest service); every write is
-//! committed before the call returns.
+//! Leads, companies, events and outcomes of one tenant: durable, idempotent writes. Items
+//! arrive validated (by the ingest service); every write is committed, with the scoring work it
+//! causes, before the call returns. A lead's export is in `export.rs`, its erasure in
+//! `erasure.rs`.
+
+use std::collections::HashMap;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     TryInsertResult,
 };
 use serde_json::{Map, Value};
-use sha2::Sha256;
 
-use crate::audit::{self, Entry};
-use std::collections::HashMap;
-
-use crate::entity::{company, event, lead, lead_score, outcome, score_change, scoring_queue};
-use crate::scoring::{CHUNK, NewWork, WorkKind};
+use crate::entity::{company, event, lead, outcome};
+use crate::queue::{CHUNK, NewWork, WorkKind, enqueue};
+use crate::rows::object;
 use crate::types::now_ms;
-use crate::{Access, AuditContext, Error, Result, TenantScope};
+use crate::{Access, Error, Result, TenantScope};
 
 /// A lead to create or update. Attribute maps are merged into the stored ones; a `null` value
 /// removes the attribute.
@@ -28,27 +28,9 @@ pub struct LeadUpsert {
     pub enriched: Map<String, Value>,
 }
 
-/// A stored lead.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeadRow {
-    pub id: String,
-    pub company_id: Option<String>,
-    pub attributes: Map<String, Value>,
-    pub enriched: Map<String, Value>,
-    pub create_time_ms: i64,
-    pub update_time_ms: i64,
-}
-
 /// A company to create or update (attributes merged like a lead's).
 #[derive(Debug, Clone, Default)]
 pub struct CompanyUpsert {
-    pub id: String,
-    pub attributes: Map<String, Value>,
-}
-
-/// A stored company.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompanyRow {
     pub id: String,
     pub attributes: Map<String, Value>,
 }
@@ -61,19 +43,6 @@ pub struct NewEvent {
     pub kind: String,
     pub time_ms: i64,
     pub properties: Map<String, Value>,
-}
-
-/// A stored event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
-    /// Ingestion order across Kelvin.
-    pub seq: i64,
-    pub event_id: String,
-    pub lead_id: String,
-    pub kind: String,
-    pub time_ms: i64,
-    pub properties: Map<String, Value>,
-    pub ingest_time_ms: i64,
 }
 
 /// A won / lost outcome.
@@ -96,79 +65,6 @@ pub enum Written {
     Duplicate,
 }
 
-/// Everything held about one lead.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeadExport {
-    pub lead: LeadRow,
-    pub company: Option<CompanyRow>,
-    pub events: Vec<StoredEvent>,
-    pub outcomes: Vec<NewOutcome>,
-}
-
-/// One page of a lead's export: the lead, its company, and the next of its events and
-/// outcomes (every event before any outcome, each oldest first).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeadExportPage {
-    pub lead: LeadRow,
-    pub company: Option<CompanyRow>,
-    pub items: Vec<ExportItem>,
-}
-
-/// An event or an outcome of an exported lead.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ExportItem {
-    Event(StoredEvent),
-    Outcome(NewOutcome),
-}
-
-impl ExportItem {
-    /// The page token of an export page starting right after this item.
-    pub fn page_token(&self) -> String {
-        crate::Page::token(&match self {
-            Self::Event(e) => format!("e:{}:{}", e.time_ms, e.event_id),
-            Self::Outcome(o) => format!("o:{}:{}", o.time_ms, o.id),
-        })
-    }
-}
-
-/// Where an export page starts: after this (time, id) of the events or of the outcomes.
-enum ExportAfter<'a> {
-    Start,
-    Event(i64, &'a str),
-    Outcome(i64, &'a str),
-}
-
-fn export_after(key: Option<&str>) -> Result<ExportAfter<'_>> {
-    let Some(key) = key else { return Ok(ExportAfter::Start) };
-    let malformed = || Error::invalid("page_token", "malformed");
-    let mut parts = key.splitn(3, ':');
-    let (kind, time, id) = (parts.next(), parts.next(), parts.next());
-    let time: i64 = time.and_then(|t| t.parse().ok()).ok_or_else(malformed)?;
-    match (kind, id) {
-        (Some("e"), Some(id)) => Ok(ExportAfter::Event(time, id)),
-        (Some("o"), Some(id)) => Ok(ExportAfter::Outcome(time, id)),
-        _ => Err(malformed()),
-    }
-}
-
-fn outcome_row(m: outcome::Model) -> NewOutcome {
-    NewOutcome {
-        id: m.id,
-        lead_id: m.lead_id,
-        kind: m.kind,
-        value: m.value,
-        currency: m.currency,
-        time_ms: m.time,
-    }
-}
-
-fn object(text: &str) -> Map<String, Value> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    }
-}
-
 fn merge(stored: &mut Map<String, Value>, changes: Map<String, Value>) {
     for (k, v) in changes {
         if v.is_null() {
@@ -176,33 +72,6 @@ fn merge(stored: &mut Map<String, Value>, changes: Map<String, Value>) {
         } else {
             stored.insert(k, v);
         }
-    }
-}
-
-pub(crate) fn lead_row(m: lead::Model) -> LeadRow {
-    LeadRow {
-        id: m.id,
-        company_id: m.company_id,
-        attributes: object(&m.attributes),
-        enriched: object(&m.enriched),
-        create_time_ms: m.create_time,
-        update_time_ms: m.update_time,
-    }
-}
-
-pub(crate) fn company_row(m: company::Model) -> CompanyRow {
-    CompanyRow { id: m.id, attributes: object(&m.attributes) }
-}
-
-pub(crate) fn event_row(m: event::Model) -> StoredEvent {
-    StoredEvent {
-        seq: m.seq,
-        event_id: m.event_id,
-        lead_id: m.lead_id,
-        kind: m.kind,
-        time_ms: m.time,
-        properties: object(&m.properties),
-        ingest_time_ms: m.ingest_time,
     }
 }
 
@@ -305,7 +174,7 @@ impl Access<'_> {
             event_seq: None,
             trace_parent: None,
         }));
-        crate::scoring::enqueue(&txn, work, now).await?;
+        enqueue(&txn, work, now).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -375,7 +244,7 @@ impl Access<'_> {
             active.update_time = Set(now);
             active.update(&txn).await?;
         }
-        crate::scoring::enqueue(&txn, work, now).await?;
+        enqueue(&txn, work, now).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -455,7 +324,7 @@ impl Access<'_> {
                 None => results.push(Written::Duplicate),
             }
         }
-        crate::scoring::enqueue(&txn, work, now).await?;
+        enqueue(&txn, work, now).await?;
         txn.commit().await?;
         Ok(results)
     }
@@ -488,219 +357,6 @@ impl Access<'_> {
         Ok(results)
     }
 
-    /// Everything held about a lead.
-    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.export_lead", otel.kind = "client"))]
-    pub async fn export_lead(&self, scope: &TenantScope, lead_id: &str) -> Result<LeadExport> {
-        let lead = lead::Entity::find_by_id((scope.tenant_id().to_owned(), lead_id.to_owned()))
-            .one(self.db)
-            .await?
-            .ok_or_else(|| Error::not_found("lead", lead_id))?;
-        let lead = lead_row(lead);
-        let company = match &lead.company_id {
-            Some(c) => company::Entity::find_by_id((scope.tenant_id().to_owned(), c.clone()))
-                .one(self.db)
-                .await?
-                .map(company_row),
-            None => None,
-        };
-        let events = event::Entity::find()
-            .filter(event::Column::TenantId.eq(scope.tenant_id()))
-            .filter(event::Column::LeadId.eq(lead_id))
-            .order_by_asc(event::Column::Time)
-            .order_by_asc(event::Column::EventId)
-            .all(self.db)
-            .await?
-            .into_iter()
-            .map(event_row)
-            .collect();
-        let outcomes = outcome::Entity::find()
-            .filter(outcome::Column::TenantId.eq(scope.tenant_id()))
-            .filter(outcome::Column::LeadId.eq(lead_id))
-            .order_by_asc(outcome::Column::Time)
-            .all(self.db)
-            .await?
-            .into_iter()
-            .map(outcome_row)
-            .collect();
-        Ok(LeadExport { lead, company, events, outcomes })
-    }
-
-    /// One page of a lead's export: at most `limit` of its events and outcomes after the key
-    /// of `after` (a key from [`ExportItem::page_token`], decoded by [`crate::Page::parse`]).
-    /// Keyset reads over indexed columns: a page costs the same wherever it starts.
-    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.export_lead_page", otel.kind = "client"))]
-    pub async fn export_lead_page(
-        &self,
-        scope: &TenantScope,
-        lead_id: &str,
-        after: Option<&str>,
-        limit: u64,
-    ) -> Result<LeadExportPage> {
-        use sea_orm::{Condition, QuerySelect};
-        let after = export_after(after)?;
-        let tenant = scope.tenant_id();
-        let lead = lead::Entity::find_by_id((tenant.to_owned(), lead_id.to_owned()))
-            .one(self.db)
-            .await?
-            .ok_or_else(|| Error::not_found("lead", lead_id))?;
-        let lead = lead_row(lead);
-        let company = match &lead.company_id {
-            Some(c) => company::Entity::find_by_id((tenant.to_owned(), c.clone()))
-                .one(self.db)
-                .await?
-                .map(company_row),
-            None => None,
-        };
-        let mut items = Vec::new();
-        if !matches!(after, ExportAfter::Outcome(..)) {
-            let mut query = event::Entity::find()
-                .filter(event::Column::TenantId.eq(tenant))
-                .filter(event::Column::LeadId.eq(lead_id));
-            if let ExportAfter::Event(time, id) = after {
-                query = query.filter(
-                    Condition::any().add(event::Column::Time.gt(time)).add(
-                        Condition::all()
-                            .add(event::Column::Time.eq(time))
-                            .add(event::Column::EventId.gt(id)),
-                    ),
-                );
-            }
-            items.extend(
-                query
-                    .order_by_asc(event::Column::Time)
-                    .order_by_asc(event::Column::EventId)
-                    .limit(limit)
-                    .all(self.db)
-                    .await?
-                    .into_iter()
-                    .map(|m| ExportItem::Event(event_row(m))),
-            );
-        }
-        let left = limit.saturating_sub(items.len() as u64);
-        if left > 0 {
-            let mut query = outcome::Entity::find()
-                .filter(outcome::Column::TenantId.eq(tenant))
-                .filter(outcome::Column::LeadId.eq(lead_id));
-            if let ExportAfter::Outcome(time, id) = after {
-                query = query.filter(
-                    Condition::any().add(outcome::Column::Time.gt(time)).add(
-                        Condition::all()
-                            .add(outcome::Column::Time.eq(time))
-                            .add(outcome::Column::Id.gt(id)),
-                    ),
-                );
-            }
-            items.extend(
-                query
-                    .order_by_asc(outcome::Column::Time)
-                    .order_by_asc(outcome::Column::Id)
-                    .limit(left)
-                    .all(self.db)
-                    .await?
-                    .into_iter()
-                    .map(|m| ExportItem::Outcome(outcome_row(m))),
-            );
-        }
-        Ok(LeadExportPage { lead, company, items })
-    }
-
-    /// Erases a lead, its events, outcomes, scores and score history in one transaction. The
-    /// audit row names the lead only by its keyed pseudonym ([`crate::Store::lead_pseudonym`]):
-    /// it keeps no personal data, and a plain hash would be reversed by guessing e-mail ids.
-    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.erase_lead", otel.kind = "client"))]
-    pub async fn erase_lead(
-        &self,
-        scope: &TenantScope,
-        lead_id: &str,
-        ctx: &AuditContext,
-    ) -> Result<(u64, u64)> {
-        let now = now_ms();
-        let txn = crate::write_txn(self.db).await?;
-        let company_id =
-            lead::Entity::find_by_id((scope.tenant_id().to_owned(), lead_id.to_owned()))
-                .one(&txn)
-                .await?
-                .and_then(|l| l.company_id);
-        lead_score::Entity::delete_many()
-            .filter(lead_score::Column::TenantId.eq(scope.tenant_id()))
-            .filter(lead_score::Column::LeadId.eq(lead_id))
-            .exec(&txn)
-            .await?;
-        score_change::Entity::delete_many()
-            .filter(score_change::Column::TenantId.eq(scope.tenant_id()))
-            .filter(score_change::Column::LeadId.eq(lead_id))
-            .exec(&txn)
-            .await?;
-        scoring_queue::Entity::delete_many()
-            .filter(scoring_queue::Column::TenantId.eq(scope.tenant_id()))
-            .filter(scoring_queue::Column::SubjectId.eq(lead_id))
-            .filter(scoring_queue::Column::Kind.ne(WorkKind::Company as i32))
-            .exec(&txn)
-            .await?;
-        crate::entity::scoring_dead_letter::Entity::delete_many()
-            .filter(crate::entity::scoring_dead_letter::Column::TenantId.eq(scope.tenant_id()))
-            .filter(crate::entity::scoring_dead_letter::Column::SubjectId.eq(lead_id))
-            .filter(crate::entity::scoring_dead_letter::Column::Kind.ne(WorkKind::Company as i32))
-            .exec(&txn)
-            .await?;
-        let lead = lead::Entity::delete_many()
-            .filter(lead::Column::TenantId.eq(scope.tenant_id()))
-            .filter(lead::Column::Id.eq(lead_id))
-            .exec(&txn)
-            .await?;
-        let events = event::Entity::delete_many()
-            .filter(event::Column::TenantId.eq(scope.tenant_id()))
-            .filter(event::Column::LeadId.eq(lead_id))
-            .exec(&txn)
-            .await?;
-        let outcomes = outcome::Entity::delete_many()
-            .filter(outcome::Column::TenantId.eq(scope.tenant_id()))
-            .filter(outcome::Column::LeadId.eq(lead_id))
-            .exec(&txn)
-            .await?;
-        if lead.rows_affected == 0 && events.rows_affected == 0 && outcomes.rows_affected == 0 {
-            return Err(Error::not_found("lead", lead_id));
-        }
-        // The scoring worker owning the lead drops its cache entries (it is their only writer,
-        // so no write-through can land after the drop) and recomputes its company.
-        let mut work = vec![NewWork {
-            tenant_id: scope.tenant_id().to_owned(),
-            kind: WorkKind::Erased,
-            subject_id: lead_id.to_owned(),
-            event_seq: None,
-            trace_parent: None,
-        }];
-        work.extend(company_id.map(|c| NewWork {
-            tenant_id: scope.tenant_id().to_owned(),
-            kind: WorkKind::Company,
-            subject_id: c,
-            event_seq: None,
-            trace_parent: None,
-        }));
-        crate::scoring::enqueue(&txn, work, now).await?;
-        let digest = lead_pseudonym(self.pseudonym_key, scope.tenant_id(), lead_id);
-        audit::record(
-            &txn,
-            self.principal.actor(),
-            ctx,
-            Entry {
-                org_id: Some(scope.org_id()),
-                tenant_id: Some(scope.tenant_id()),
-                action: "lead.erase",
-                resource: format!("tenants/{}/leads/hmac-sha256:{digest}", scope.tenant_id()),
-                before: None,
-                after: Some(serde_json::json!({
-                    "events_erased": events.rows_affected,
-                    "outcomes_erased": outcomes.rows_affected,
-                })),
-            },
-            now,
-        )
-        .await?;
-        txn.commit().await?;
-        Ok((events.rows_affected, outcomes.rows_affected))
-    }
-
     /// Number of events stored for the tenant (tests and operators).
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.count_events", otel.kind = "client"))]
     pub async fn count_events(&self, scope: &TenantScope) -> Result<u64> {
@@ -710,16 +366,4 @@ impl Access<'_> {
             .count(self.db)
             .await?)
     }
-}
-
-/// HMAC-SHA256 of `tenant/lead` under `key`, first 16 bytes in hex (tenant ids hold no `/`).
-pub(crate) fn lead_pseudonym(key: &[u8], tenant_id: &str, lead_id: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        unreachable!("HMAC accepts keys of any length")
-    };
-    mac.update(tenant_id.as_bytes());
-    mac.update(b"/");
-    mac.update(lead_id.as_bytes());
-    mac.finalize().into_bytes().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }

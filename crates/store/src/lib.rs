@@ -7,43 +7,55 @@
 //! `Access` can produce. Every mutation writes its audit row in the same transaction.
 
 mod access;
+mod api_keys;
 mod audit;
 mod dead_letters;
 mod entity;
+mod erasure;
 mod error;
+mod export;
 mod ingest;
+#[cfg(test)]
+mod layout_tests;
 mod migration;
 mod models;
+mod organizations;
 mod page;
 mod purge;
+mod queue;
+mod rows;
 mod scores;
 mod scoring;
+mod sql;
+mod templates;
+mod tenants;
+#[cfg(any(test, feature = "testing"))]
+mod testing;
 mod types;
 
 use std::path::Path;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 
-pub use access::{Access, AuditContext, TenantScope};
+pub use access::{Access, TenantScope};
+pub use audit::AuditContext;
 pub use dead_letters::DeadLetter;
 pub use error::{Error, Result};
-pub use ingest::{
-    CompanyRow, CompanyUpsert, ExportItem, LeadExport, LeadExportPage, LeadRow, LeadUpsert,
-    NewEvent, NewOutcome, StoredEvent, Written,
-};
+pub use export::{ExportItem, LeadExport, LeadExportPage};
+pub use ingest::{CompanyUpsert, LeadUpsert, NewEvent, NewOutcome, Written};
 pub use kelvin_auth::Principal;
-pub use models::{
-    Activation, ActivationKind, ModelVersionRecord, ScoringModel, TemplateParam, TemplateRecord,
-    canonical_json,
-};
+pub use models::{Activation, ActivationKind, ModelVersionRecord, ScoringModel, canonical_json};
 pub use page::Page;
-pub use scores::{LeadFilter, RescoreStatus};
-pub use scoring::{
-    ActiveVersion, ChangeCause, NewChange, NewWork, PARTITIONS, ScoreChangeRecord, ScorerDb,
-    ScorerTxn, StoredCompanyScore, StoredScore, WorkItem, WorkKind, partition_of,
+pub use queue::{NewWork, PARTITIONS, WorkItem, WorkKind, partition_of};
+pub use rows::{
+    ActiveVersion, ChangeCause, CompanyRow, LeadRow, NewChange, ScoreChangeRecord,
+    StoredCompanyScore, StoredEvent, StoredScore,
 };
+pub use scores::{LeadFilter, RescoreStatus};
+pub use scoring::{ScorerDb, ScorerTxn};
+pub use templates::{TemplateParam, TemplateRecord};
 pub use types::{
     ApiKey, ApiKeyState, AuditEvent, AuditFilter, NewApiKey, NewTenant, Organization, Tenant,
     TenantPatch, TenantState, validate_id,
@@ -159,7 +171,7 @@ impl Store {
     /// whether a given lead was erased; without it the row reveals nothing, even for guessable
     /// ids such as e-mail addresses.
     pub fn lead_pseudonym(&self, tenant_id: &str, lead_id: &str) -> String {
-        ingest::lead_pseudonym(&self.pseudonym_key, tenant_id, lead_id)
+        erasure::lead_pseudonym(&self.pseudonym_key, tenant_id, lead_id)
     }
 
     /// How many statements this store's pool has run since it was opened: what a workload
@@ -213,7 +225,7 @@ impl Store {
     /// Why the Kelvin API key `id` is (not) usable: authentication tells the caller.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.api_key_state", otel.kind = "client"))]
     pub async fn api_key_state(&self, id: &str) -> Result<ApiKeyState> {
-        access::api_key_state(&self.db, id, types::now_ms()).await
+        api_keys::api_key_state(&self.db, id, types::now_ms()).await
     }
 
     /// The change head (number of the latest change, 0 before the first) of each of `tenants`
@@ -239,7 +251,7 @@ impl Store {
     /// Creates the platform operator's key (organization `*`), audited as a bootstrap event.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_platform_key", otel.kind = "client"))]
     pub async fn create_platform_key(&self, key: NewApiKey, actor: &str) -> Result<ApiKey> {
-        access::create_system_key(
+        api_keys::create_system_key(
             &self.db,
             NewApiKey { org_id: String::new(), ..key },
             actor,
@@ -258,19 +270,13 @@ impl Store {
         actor: &str,
         reason: &str,
     ) -> Result<ApiKey> {
-        access::create_system_key(&self.db, key, actor, reason).await
+        api_keys::create_system_key(&self.db, key, actor, reason).await
     }
 
     /// Erases the tenants whose purge time has passed; returns their ids and incarnations.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_due_tenants", otel.kind = "client"))]
     pub async fn purge_due_tenants(&self) -> Result<Vec<(String, i64)>> {
         purge::purge_due_tenants(&self.db, types::now_ms()).await
-    }
-
-    /// Runs raw SQL (tests and the migration command use it to prepare databases).
-    pub async fn execute_unprepared(&self, sql: &str) -> Result<()> {
-        self.db.execute_unprepared(sql).await?;
-        Ok(())
     }
 }
 

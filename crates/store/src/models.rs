@@ -1,5 +1,6 @@
-//! Scoring models, their immutable versions, activations and templates: reach-checked like
-//! everything else, through [`Access`] and a [`TenantScope`].
+//! A tenant's scoring models, their immutable versions and activations: reach-checked like
+//! everything else, through [`Access`] and a [`TenantScope`]. Also the canonical JSON that
+//! versions (and templates) are stored and hashed as.
 
 use kelvin_auth::Role;
 use sea_orm::sea_query::Expr;
@@ -9,10 +10,10 @@ use sea_orm::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::audit::{self, Entry};
-use crate::entity::{model, model_activation, model_version, template};
+use crate::audit::{self, AuditContext, Entry};
+use crate::entity::{model, model_activation, model_version};
 use crate::types::{now_ms, validate_display_name, validate_id};
-use crate::{Access, AuditContext, Error, Page, Result, TenantScope};
+use crate::{Access, Error, Page, Result, TenantScope};
 
 /// A tenant's named scoring model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,29 +70,6 @@ pub struct Activation {
     pub kind: String,
     pub actor: String,
     pub time_ms: i64,
-}
-
-/// A named template parameter.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct TemplateParam {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    /// `None`: required.
-    #[serde(default)]
-    pub default: Option<serde_json::Value>,
-}
-
-/// An organization's model template.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TemplateRecord {
-    pub org_id: String,
-    pub id: String,
-    pub display_name: String,
-    pub spec: serde_json::Value,
-    pub parameters: Vec<TemplateParam>,
-    pub creator: String,
-    pub create_time_ms: i64,
 }
 
 /// JSON with object keys sorted at every level: equal values give equal text (and hashes).
@@ -172,21 +150,6 @@ fn version_record(m: model_version::Model, active_version: i64) -> Result<ModelV
     })
 }
 
-fn template_record(m: template::Model) -> Result<TemplateRecord> {
-    let unreadable = |e: serde_json::Error| {
-        Error::FailedPrecondition(format!("stored template unreadable: {e}"))
-    };
-    Ok(TemplateRecord {
-        spec: serde_json::from_str(&m.spec_json).map_err(unreadable)?,
-        parameters: serde_json::from_str(&m.parameters_json).map_err(unreadable)?,
-        org_id: m.org_id,
-        id: m.id,
-        display_name: m.display_name,
-        creator: m.creator,
-        create_time_ms: m.create_time,
-    })
-}
-
 impl Access<'_> {
     async fn load_model<C: sea_orm::ConnectionTrait>(
         db: &C,
@@ -231,8 +194,8 @@ impl Access<'_> {
         .insert(&txn)
         .await?;
         let created: ScoringModel = row.into();
-        audit::record(
-            &txn,
+        audit::commit(
+            txn,
             self.principal.actor(),
             ctx,
             Entry {
@@ -246,7 +209,6 @@ impl Access<'_> {
             now,
         )
         .await?;
-        txn.commit().await?;
         Ok(created)
     }
 
@@ -315,8 +277,8 @@ impl Access<'_> {
         .insert(&txn)
         .await?;
         let record = version_record(row, current.active_version)?;
-        audit::record(
-            &txn,
+        audit::commit(
+            txn,
             self.principal.actor(),
             &AuditContext { reason: comment.to_owned(), ..ctx.clone() },
             Entry {
@@ -333,7 +295,6 @@ impl Access<'_> {
             now,
         )
         .await?;
-        txn.commit().await?;
         Ok(record)
     }
 
@@ -484,8 +445,8 @@ impl Access<'_> {
             model_version::Model { publish_time: Some(publish_time), ..row },
             version,
         )?;
-        audit::record(
-            &txn,
+        audit::commit(
+            txn,
             self.principal.actor(),
             ctx,
             Entry {
@@ -503,7 +464,6 @@ impl Access<'_> {
             now,
         )
         .await?;
-        txn.commit().await?;
         Ok((model, record))
     }
 
@@ -533,94 +493,5 @@ impl Access<'_> {
                 time_ms: r.time,
             })
             .collect())
-    }
-
-    // Templates ---------------------------------------------------------------------------------
-
-    async fn org_wide(&self, org_id: &str, what: &str) -> Result<()> {
-        let org = self.load_org(org_id).await?;
-        if !self.principal.is_org_wide(&org.id) {
-            return Err(Error::PermissionDenied(format!(
-                "{what} needs an organization-wide token"
-            )));
-        }
-        Ok(())
-    }
-
-    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_template", otel.kind = "client"))]
-    pub async fn create_template(
-        &self,
-        template: TemplateRecord,
-        ctx: &AuditContext,
-    ) -> Result<TemplateRecord> {
-        self.require_role(Role::Admin, "creating a template")?;
-        self.org_wide(&template.org_id, "creating a template").await?;
-        validate_id("template.template_id", &template.id)?;
-        validate_display_name("template.display_name", &template.display_name)?;
-        let now = now_ms();
-        let txn = crate::write_txn(self.db).await?;
-        let key = (template.org_id.clone(), template.id.clone());
-        if template::Entity::find_by_id(key).one(&txn).await?.is_some() {
-            return Err(Error::AlreadyExists { kind: "template", id: template.id });
-        }
-        let row = template::ActiveModel {
-            org_id: Set(template.org_id.clone()),
-            id: Set(template.id.clone()),
-            display_name: Set(template.display_name.clone()),
-            spec_json: Set(canonical_json(&template.spec)),
-            parameters_json: Set(
-                serde_json::to_string(&template.parameters).unwrap_or_else(|_| "[]".into())
-            ),
-            creator: Set(self.principal.actor().to_owned()),
-            create_time: Set(now),
-        }
-        .insert(&txn)
-        .await?;
-        let created = template_record(row)?;
-        audit::record(
-            &txn,
-            self.principal.actor(),
-            ctx,
-            Entry {
-                org_id: Some(&created.org_id),
-                tenant_id: None,
-                action: "template.create",
-                resource: format!("organizations/{}/templates/{}", created.org_id, created.id),
-                before: None,
-                after: audit::json(&created),
-            },
-            now,
-        )
-        .await?;
-        txn.commit().await?;
-        Ok(created)
-    }
-
-    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.get_template", otel.kind = "client"))]
-    pub async fn get_template(&self, org_id: &str, template_id: &str) -> Result<TemplateRecord> {
-        self.org_wide(org_id, "reading templates").await?;
-        let row = template::Entity::find_by_id((org_id.to_owned(), template_id.to_owned()))
-            .one(self.db)
-            .await?
-            .ok_or_else(|| Error::not_found("template", template_id))?;
-        template_record(row)
-    }
-
-    #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_templates", otel.kind = "client"))]
-    pub async fn list_templates(
-        &self,
-        org_id: &str,
-        page: &Page,
-    ) -> Result<(Vec<TemplateRecord>, String)> {
-        self.org_wide(org_id, "listing templates").await?;
-        let mut query = template::Entity::find()
-            .filter(template::Column::OrgId.eq(org_id))
-            .order_by_asc(template::Column::Id);
-        if let Some(after) = &page.after {
-            query = query.filter(template::Column::Id.gt(after.clone()));
-        }
-        let rows = query.limit(page.fetch_limit()).all(self.db).await?;
-        let (rows, next) = page.finish(rows, |r| r.id.clone());
-        Ok((rows.into_iter().map(template_record).collect::<Result<_>>()?, next))
     }
 }

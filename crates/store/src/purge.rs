@@ -2,9 +2,8 @@
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
-use crate::AuditContext;
 use crate::Result;
-use crate::audit::{self, Entry};
+use crate::audit::{self, AuditContext, Entry};
 use crate::entity::{
     api_key, change_counter, company, company_score, event, lead, lead_score, model,
     model_activation, model_version, outcome, score_change, scoring_dead_letter, scoring_failure,
@@ -27,8 +26,8 @@ pub(crate) async fn purge_due_tenants(
     for t in due {
         let txn = crate::write_txn(db).await?;
         purge_tenant(&txn, &t.id).await?;
-        audit::record(
-            &txn,
+        audit::commit(
+            txn,
             "system:purge",
             &AuditContext { request_id: String::new(), reason: "purge time reached".into() },
             Entry {
@@ -42,7 +41,6 @@ pub(crate) async fn purge_due_tenants(
             now,
         )
         .await?;
-        txn.commit().await?;
         tracing::info!(tenant = %t.id, "tenant purged");
         purged.push((t.id, t.create_time));
     }

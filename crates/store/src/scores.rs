@@ -2,14 +2,16 @@
 //! history, the tenant's change stream and rescore progress. Always through a [`TenantScope`].
 
 use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use crate::entity::{
-    change_counter, company_score, lead, lead_score, model, model_version, score_change,
+    change_counter, company_score, lead, lead_score, model, model_activation, model_version,
+    score_change,
 };
-use crate::scoring::{
-    ScoreChangeRecord, StoredCompanyScore, StoredScore, activation_time, change_row,
-    company_score_row, score_row,
+use crate::rows::{
+    ScoreChangeRecord, StoredCompanyScore, StoredScore, change_row, company_score_row, score_row,
 };
 use crate::{Access, Error, Page, Result, TenantScope};
 
@@ -33,6 +35,9 @@ pub struct RescoreStatus {
     /// Leads whose stored score is from the active version.
     pub rescored_leads: u64,
 }
+
+/// Leads of one (band, grade) cell: band, grade, count.
+type BandCount = (String, String, i64);
 
 /// Splits a ranking page key `total:id`.
 fn rank_key(key: &str) -> Result<(i64, String)> {
@@ -364,7 +369,7 @@ impl Access<'_> {
         scope: &TenantScope,
         model_id: &str,
         at_ms: Option<i64>,
-    ) -> Result<(i64, Vec<(String, String, i64)>)> {
+    ) -> Result<(i64, Vec<BandCount>)> {
         let m = model::Entity::find_by_id((scope.tenant_id().to_owned(), model_id.to_owned()))
             .one(self.db)
             .await?
@@ -429,4 +434,21 @@ impl Access<'_> {
         };
         Ok((m.active_version, rows))
     }
+}
+
+/// The activation time of a tenant's model version (for rescore status).
+async fn activation_time<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: &str,
+    model_id: &str,
+    version: i64,
+) -> Result<Option<i64>> {
+    Ok(model_activation::Entity::find()
+        .filter(model_activation::Column::TenantId.eq(tenant_id))
+        .filter(model_activation::Column::ModelId.eq(model_id))
+        .filter(model_activation::Column::Version.eq(version))
+        .order_by_desc(model_activation::Column::Id)
+        .one(db)
+        .await?
+        .map(|a| a.time))
 }

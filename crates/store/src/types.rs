@@ -72,6 +72,11 @@ pub(crate) fn generated_id(prefix: &str) -> String {
     format!("{prefix}-{}", &id[..12])
 }
 
+/// The etag of a row at `version` (organizations and tenants).
+pub(crate) fn etag(version: i64) -> String {
+    format!("v{version}")
+}
+
 /// An organization (agency).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Organization {

@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// Work for the scoring workers, consumed exactly once: a row is deleted in the transaction
-/// that applies it. `kind`: see `crate::scoring::WorkKind`.
+/// that applies it. `kind`: see `crate::queue::WorkKind`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "scoring_queue")]
 pub struct Model {
