@@ -82,8 +82,8 @@ impl Config {
     }
 }
 
-/// The key path figment reads from a variable name without its prefix: `__` (and `.`) nest,
-/// case is ignored (`CACHE__REDIS_URL` → `cache.redis_url`).
+/// The key path figment reads from a variable name without its prefix: `__` nests (so does a
+/// `.`, which figment splits on too), case is ignored (`CACHE__REDIS_URL` → `cache.redis_url`).
 fn key_path(name: &str) -> String {
     name.trim().replace(ENV_SEPARATOR, ".").to_ascii_lowercase()
 }
@@ -134,7 +134,7 @@ fn unknown_key(error: &figment::Error) -> Option<Error> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::result_large_err)]
     use super::*;
-    use crate::LimitsSettings;
+    use crate::{ExternalIssuer, LimitsSettings};
 
     #[test]
     fn top_level_keys_are_the_fields_of_config() {
@@ -318,6 +318,7 @@ mod tests {
     #[test]
     fn kelvin_variables_that_are_not_configuration_are_left_alone() {
         figment::Jail::expect_with(|jail| {
+            let before = Config::load(Config::default(), None, &Overrides::default()).unwrap();
             // kelvinctl's, the test harness's and the benches' own variables.
             for name in [
                 "KELVIN_CONFIG",
@@ -335,7 +336,35 @@ mod tests {
                 jail.set_env(name, "7");
             }
             let config = Config::load(Config::default(), None, &Overrides::default()).unwrap();
-            assert_eq!(config, Config::default());
+            assert_eq!(config, before);
+            Ok(())
+        });
+    }
+
+    /// `--dump-config` writes a valid config file: every key it writes is one the loader knows.
+    #[test]
+    fn a_dumped_configuration_loads_back() {
+        let mut config = Config::default();
+        config.auth.external = Some(ExternalIssuer {
+            issuer: "https://idp.example".into(),
+            audience: Some("kelvin-api".into()),
+            jwks_file: None,
+            jwks_url: Some("https://idp.example/jwks".into()),
+            jwks_refresh_seconds: 120,
+            jwks_unknown_kid_refresh_seconds: 10,
+        });
+        config.server.tls.cert_file = Some("/tls/tls.crt".into());
+        config.server.tls.key_file = Some("/tls/tls.key".into());
+        config.telemetry.metrics_listen = Some("127.0.0.1:9464".parse().unwrap());
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("dumped.toml", &config.dump())?;
+            let loaded = Config::load(
+                Config::default(),
+                Some(Path::new("dumped.toml")),
+                &Overrides::default(),
+            )
+            .unwrap();
+            assert_eq!(loaded, config);
             Ok(())
         });
     }
