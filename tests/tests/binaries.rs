@@ -230,6 +230,47 @@ fn dump_config_shows_layers_and_hides_secrets() {
     assert!(dump.contains("[redacted]"), "{dump}");
 }
 
+/// A typo in the config file stops a service at start-up, naming the key and the file, instead
+/// of serving with the default the operator meant to change.
+#[test]
+fn a_typo_in_the_config_file_stops_the_binary_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kelvin.toml");
+    // Otherwise valid: without the typo check it would migrate and serve.
+    std::fs::write(&file, "migrate_on_start = true\n[auth]\ngenerate_missing_key = true\n[ingest]\nmax_batches = 10\n").unwrap();
+    let mut child = Command::new(binary("kelvin-scoring"))
+        .arg("--config")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .env_remove("KELVIN_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded only for the failure this test guards against: a server that starts anyway.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kelvin-scoring started despite an unknown key in its config file");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("unknown key `ingest.max_batches`"), "{stderr}");
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+}
+
 /// `kelvin-rules admin-token` run against the store and key the servers use, with its config.
 fn admin_token_command(url: &str, key: &str, args: &[&str]) -> std::process::Output {
     Command::new(binary("kelvin-rules"))
