@@ -64,7 +64,10 @@ impl Runtime {
     /// that is behind), the cache and the keys.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         config.validate()?;
-        let store = Store::connect(&config.effective_database_url()).await?;
+        // One clock for the whole server: the store's timestamps, the handlers and scoring.
+        let clock = crate::Clock::default();
+        let store =
+            Store::connect(&config.effective_database_url()).await?.with_clock(clock.clone());
         if config.migrate_on_start {
             store.migrate().await?;
         } else {
@@ -112,7 +115,7 @@ impl Runtime {
             verifier: Arc::new(verifier),
             signer: Arc::new(signer),
             bootstrap_token,
-            clock: crate::Clock::default(),
+            clock,
             stopping: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -136,7 +139,16 @@ impl Runtime {
         role: Role,
         expire_unix_seconds: u64,
     ) -> Result<String, kelvin_auth::Error> {
-        mint(&self.config, &self.signer, key_id, org, tenants, role, expire_unix_seconds)
+        mint(
+            &self.config,
+            &self.signer,
+            &self.clock,
+            key_id,
+            org,
+            tenants,
+            role,
+            expire_unix_seconds,
+        )
     }
 }
 
@@ -177,19 +189,18 @@ pub fn configured_signing_key(config: &Config) -> Result<Option<SigningKey>, Sta
 }
 
 /// Mints the token of API key `key_id` with `signer`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn mint(
     config: &Config,
     signer: &SigningKey,
+    clock: &crate::Clock,
     key_id: &str,
     org: &str,
     tenants: TenantsClaim,
     role: Role,
     expire_unix_seconds: u64,
 ) -> Result<String, kelvin_auth::Error> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let now = clock.now_seconds();
     signer.sign(&Claims {
         sub: format!("apikey:{key_id}"),
         iss: config.auth.issuer.clone(),
@@ -249,10 +260,7 @@ async fn bootstrap_admin(
     token_path: &Path,
 ) -> Result<String, StartError> {
     let key_id = NewApiKey::new_id();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
+    let now = i64::try_from(store.clock().now_seconds()).unwrap_or_default();
     let expire = now + BOOTSTRAP_TOKEN_DAYS * 86_400;
     store
         .create_platform_key(

@@ -125,7 +125,7 @@ pub async fn admin_token(config: &Config, args: &AdminTokenArgs) -> anyhow::Resu
             pending.len()
         );
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let now = store.clock().now_seconds();
     let expire = now + args.ttl.as_secs();
     let org = args.org.clone().filter(|o| o != "*").unwrap_or_default();
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
@@ -147,6 +147,7 @@ pub async fn admin_token(config: &Config, args: &AdminTokenArgs) -> anyhow::Resu
     let token = crate::bootstrap::mint(
         config,
         &signer,
+        store.clock(),
         &key.id,
         claim_org,
         TenantsClaim::All,

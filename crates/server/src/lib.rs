@@ -9,7 +9,6 @@ mod app;
 mod bootstrap;
 mod call;
 mod cli;
-mod clock;
 mod context;
 mod error;
 mod health;
@@ -24,9 +23,9 @@ pub use cli::{
     AdminTokenArgs, CommonArgs, ServiceCli, ServiceCommand, admin_token, migrate, run_service,
     serve, shutdown_signal,
 };
-pub use clock::Clock;
 pub use context::{CallContext, call_context};
 pub use error::{ApiError, ApiResult};
 pub use heavy::HeavyWork;
+pub use kelvin_clock::Clock;
 pub use mask::{MutableField, UpdateFields};
 pub use tls::Tls;

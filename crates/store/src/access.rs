@@ -41,6 +41,7 @@ pub struct Access<'a> {
     pub(crate) principal: &'a Principal,
     /// Key of the HMAC naming erased leads in audit rows.
     pub(crate) pseudonym_key: &'a [u8],
+    pub(crate) clock: &'a kelvin_clock::Clock,
 }
 
 impl<'a> Access<'a> {
@@ -48,8 +49,9 @@ impl<'a> Access<'a> {
         db: &'a DatabaseConnection,
         principal: &'a Principal,
         pseudonym_key: &'a [u8],
+        clock: &'a kelvin_clock::Clock,
     ) -> Self {
-        Self { db, principal, pseudonym_key }
+        Self { db, principal, pseudonym_key, clock }
     }
 
     pub fn principal(&self) -> &Principal {

@@ -11,7 +11,7 @@ use sea_orm::{
 
 use crate::audit::{self, AuditContext, Entry, json};
 use crate::entity::{api_key, organization, tenant};
-use crate::types::{ApiKeyState, now_ms, validate_display_name};
+use crate::types::{ApiKeyState, validate_display_name};
 use crate::{Access, ApiKey, Error, NewApiKey, Page, Result};
 
 const MAX_KEY_LIFETIME_MS: i64 = 2 * 366 * 24 * 3600 * 1000;
@@ -46,7 +46,7 @@ impl Access<'_> {
             }
         }
         validate_display_name("display_name", &key.display_name)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if key.expire_time_ms <= now {
             return Err(Error::invalid("expire_time", "must be in the future"));
         }
@@ -136,7 +136,7 @@ impl Access<'_> {
             return row.try_into();
         }
         let before: ApiKey = row.clone().try_into()?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         api_key::Entity::update_many()
             .col_expr(api_key::Column::RevokeTime, Expr::value(now))
@@ -217,6 +217,7 @@ pub(crate) async fn create_system_key(
     key: NewApiKey,
     actor: &str,
     reason: &str,
+    now: i64,
 ) -> Result<ApiKey> {
     let org_id = if key.org_id.is_empty() || key.org_id == "*" {
         None
@@ -230,7 +231,6 @@ pub(crate) async fn create_system_key(
     if key.tenant_id.is_some() {
         return Err(Error::invalid("tenant_id", "operator keys reach every tenant"));
     }
-    let now = now_ms();
     if key.expire_time_ms <= now {
         return Err(Error::invalid("expire_time", "must be in the future"));
     }

@@ -13,7 +13,6 @@ use crate::entity::{lead_score, scoring_dead_letter, scoring_failure, scoring_qu
 use crate::page::Page;
 use crate::queue::{CHUNK, NewWork, WorkKind, enqueue};
 use crate::scoring::ScorerDb;
-use crate::types::now_ms;
 use crate::{Access, Error, Result, TenantScope};
 
 /// Longest error text kept with a failure.
@@ -50,7 +49,7 @@ impl ScorerDb {
         error: &str,
         max_attempts: i32,
     ) -> Result<Vec<(String, i64)>> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let error = clean(error);
         let scorer = self.begin(partitions).await?;
         let txn = &scorer.txn;
@@ -189,7 +188,7 @@ impl Access<'_> {
         ids: &[i64],
         ctx: &AuditContext,
     ) -> Result<u64> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let mut query = scoring_dead_letter::Entity::find()
             .filter(scoring_dead_letter::Column::TenantId.eq(scope.tenant_id()));

@@ -9,7 +9,6 @@ use crate::entity::{
     event, lead, lead_score, outcome, score_change, scoring_dead_letter, scoring_queue,
 };
 use crate::queue::{NewWork, WorkKind, enqueue};
-use crate::types::now_ms;
 use crate::{Access, Error, Result, TenantScope};
 
 impl Access<'_> {
@@ -23,7 +22,7 @@ impl Access<'_> {
         lead_id: &str,
         ctx: &AuditContext,
     ) -> Result<(u64, u64)> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let company_id =
             lead::Entity::find_by_id((scope.tenant_id().to_owned(), lead_id.to_owned()))

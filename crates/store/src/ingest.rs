@@ -14,7 +14,6 @@ use serde_json::{Map, Value};
 use crate::entity::{company, event, lead, outcome};
 use crate::queue::{CHUNK, NewWork, WorkKind, enqueue};
 use crate::rows::object;
-use crate::types::now_ms;
 use crate::{Access, Error, Result, TenantScope};
 
 /// A lead to create or update. Attribute maps are merged into the stored ones; a `null` value
@@ -92,7 +91,7 @@ impl Access<'_> {
     /// deadlock between two batches), merged in request order and written once each.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.upsert_leads", otel.kind = "client"))]
     pub async fn upsert_leads(&self, scope: &TenantScope, leads: Vec<LeadUpsert>) -> Result<()> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let tenant_id = scope.tenant_id();
         let txn = crate::write_txn(self.db).await?;
         let ids: std::collections::BTreeSet<String> = leads.iter().map(|l| l.id.clone()).collect();
@@ -187,7 +186,7 @@ impl Access<'_> {
         scope: &TenantScope,
         companies: Vec<CompanyUpsert>,
     ) -> Result<()> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let tenant_id = scope.tenant_id();
         let txn = crate::write_txn(self.db).await?;
         let ids: std::collections::BTreeSet<String> =
@@ -262,7 +261,7 @@ impl Access<'_> {
         events: Vec<NewEvent>,
         trace_parent: Option<&str>,
     ) -> Result<Vec<Written>> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let tenant_id = scope.tenant_id();
         let txn = crate::write_txn(self.db).await?;
         let leads: std::collections::BTreeSet<&str> =

@@ -72,6 +72,8 @@ pub struct Store {
     url: std::sync::Arc<str>,
     /// Key of the HMAC naming erased leads in audit rows (see [`Store::with_pseudonym_key`]).
     pseudonym_key: std::sync::Arc<[u8]>,
+    /// The server's one clock (see [`Store::with_clock`]): timestamps and expiry checks.
+    clock: kelvin_clock::Clock,
 }
 
 impl std::fmt::Debug for Store {
@@ -155,12 +157,30 @@ impl Store {
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         });
-        Ok(Self { db, statements, url: url.into(), pseudonym_key: random_key() })
+        Ok(Self {
+            db,
+            statements,
+            url: url.into(),
+            pseudonym_key: random_key(),
+            clock: kelvin_clock::Clock::default(),
+        })
     }
 
     /// Sets the secret key of the HMAC that names erased leads in audit rows. Until set, a
     /// random per-process key is used: the rows hold no guessable hash, but nobody can later
     /// check which lead a row names.
+    /// Reads time from `clock` (the server shares one, so a test that moves it moves the
+    /// store's timestamps and expiry checks too).
+    pub fn with_clock(mut self, clock: kelvin_clock::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock this store reads.
+    pub fn clock(&self) -> &kelvin_clock::Clock {
+        &self.clock
+    }
+
     pub fn with_pseudonym_key(mut self, key: &[u8]) -> Self {
         self.pseudonym_key = key.into();
         self
@@ -212,7 +232,7 @@ impl Store {
 
     /// Everything `principal` may read and change.
     pub fn access<'a>(&'a self, principal: &'a Principal) -> Access<'a> {
-        Access::new(&self.db, principal, &self.pseudonym_key)
+        Access::new(&self.db, principal, &self.pseudonym_key, &self.clock)
     }
 
     /// Whether the Kelvin API key `id` exists, is not revoked, not expired, and its tenant (when
@@ -225,7 +245,7 @@ impl Store {
     /// Why the Kelvin API key `id` is (not) usable: authentication tells the caller.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.api_key_state", otel.kind = "client"))]
     pub async fn api_key_state(&self, id: &str) -> Result<ApiKeyState> {
-        api_keys::api_key_state(&self.db, id, types::now_ms()).await
+        api_keys::api_key_state(&self.db, id, self.clock.now_ms()).await
     }
 
     /// The change head (number of the latest change, 0 before the first) of each of `tenants`
@@ -256,6 +276,7 @@ impl Store {
             NewApiKey { org_id: String::new(), ..key },
             actor,
             "bootstrap",
+            self.clock.now_ms(),
         )
         .await
     }
@@ -270,13 +291,13 @@ impl Store {
         actor: &str,
         reason: &str,
     ) -> Result<ApiKey> {
-        api_keys::create_system_key(&self.db, key, actor, reason).await
+        api_keys::create_system_key(&self.db, key, actor, reason, self.clock.now_ms()).await
     }
 
     /// Erases the tenants whose purge time has passed; returns their ids and incarnations.
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_due_tenants", otel.kind = "client"))]
     pub async fn purge_due_tenants(&self) -> Result<Vec<(String, i64)>> {
-        purge::purge_due_tenants(&self.db, types::now_ms()).await
+        purge::purge_due_tenants(&self.db, self.clock.now_ms()).await
     }
 }
 

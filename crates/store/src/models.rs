@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{self, AuditContext, Entry};
 use crate::entity::{model, model_activation, model_version};
-use crate::types::{now_ms, validate_display_name, validate_id};
+use crate::types::{validate_display_name, validate_id};
 use crate::{Access, Error, Page, Result, TenantScope};
 
 /// A tenant's named scoring model.
@@ -175,7 +175,7 @@ impl Access<'_> {
     ) -> Result<ScoringModel> {
         validate_id("model_id", model_id)?;
         validate_display_name("display_name", display_name)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let key = (scope.tenant_id().to_owned(), model_id.to_owned());
         if model::Entity::find_by_id(key).one(&txn).await?.is_some() {
@@ -246,7 +246,7 @@ impl Access<'_> {
     ) -> Result<ModelVersionRecord> {
         let spec_json = canonical_json(spec);
         let sha = sha256_hex(&spec_json);
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let current = Self::load_model(&txn, scope, model_id).await?;
         let version = current.latest_version + 1;
@@ -367,7 +367,7 @@ impl Access<'_> {
         ctx: &AuditContext,
     ) -> Result<(ScoringModel, ModelVersionRecord)> {
         self.require_role(Role::Admin, "activating a model version")?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let current = Self::load_model(&txn, scope, model_id).await?;
         let field = if kind == ActivationKind::Rollback { "to_version" } else { "version" };

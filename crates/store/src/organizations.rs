@@ -7,7 +7,7 @@ use sea_orm::{
 
 use crate::audit::{self, AuditContext, Entry, json};
 use crate::entity::organization;
-use crate::types::{etag, generated_id, now_ms, validate_display_name, validate_id};
+use crate::types::{etag, generated_id, validate_display_name, validate_id};
 use crate::{Access, Error, Organization, Page, Result};
 
 impl Access<'_> {
@@ -39,7 +39,7 @@ impl Access<'_> {
             }
         }
         let id = if id.is_empty() { generated_id("org") } else { id.to_owned() };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         if organization::Entity::find_by_id(id.clone()).one(&txn).await?.is_some() {
             return Err(Error::AlreadyExists { kind: "organization", id });

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::audit::{self, AuditContext, Entry};
 use crate::entity::template;
 use crate::models::canonical_json;
-use crate::types::{now_ms, validate_display_name, validate_id};
+use crate::types::{validate_display_name, validate_id};
 use crate::{Access, Error, Page, Result};
 
 /// A named template parameter.
@@ -72,7 +72,7 @@ impl Access<'_> {
         self.org_wide(&template.org_id, "creating a template").await?;
         validate_id("template.template_id", &template.id)?;
         validate_display_name("template.display_name", &template.display_name)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let key = (template.org_id.clone(), template.id.clone());
         if template::Entity::find_by_id(key).one(&txn).await?.is_some() {

@@ -11,9 +11,7 @@ use sea_orm::{
 
 use crate::audit::{self, AuditContext, Entry, json};
 use crate::entity::tenant;
-use crate::types::{
-    etag, generated_id, now_ms, validate_display_name, validate_id, validate_labels,
-};
+use crate::types::{etag, generated_id, validate_display_name, validate_id, validate_labels};
 use crate::{Access, Error, NewTenant, Page, Result, Tenant, TenantPatch, TenantState};
 
 impl Access<'_> {
@@ -42,7 +40,7 @@ impl Access<'_> {
             }
         }
         let id = if new.id.is_empty() { generated_id("t") } else { new.id.clone() };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         if tenant::Entity::find_by_id(id.clone()).one(&txn).await?.is_some() {
             return Err(Error::AlreadyExists { kind: "tenant", id });
@@ -135,7 +133,7 @@ impl Access<'_> {
                 patch.etag
             )));
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut update = tenant::Entity::update_many()
             .col_expr(tenant::Column::UpdateTime, Expr::value(now))
             .col_expr(tenant::Column::Version, Expr::value(current.version + 1))
@@ -196,7 +194,7 @@ impl Access<'_> {
                 "tenant `{id}` changed since etag {etag} was read"
             )));
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let done = tenant::Entity::update_many()
             .col_expr(tenant::Column::State, Expr::value("deleted"))

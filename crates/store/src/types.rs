@@ -7,13 +7,6 @@ use serde::Serialize;
 
 use crate::{Error, Result};
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// Checks a resource id: 1-63 characters of `[a-z0-9-]`, starting with a letter, not ending
 /// with `-`.
 pub fn validate_id(field: &str, id: &str) -> Result<()> {

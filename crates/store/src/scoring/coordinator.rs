@@ -53,9 +53,19 @@ impl Store {
                     .connect_timeout(Duration::from_secs(10))
                     .acquire_timeout(Duration::from_secs(30));
                 let session = Database::connect(options).await?;
-                Ok(ScorerDb { session, db: self.db.clone(), coordinated: true })
+                Ok(ScorerDb {
+                    session,
+                    db: self.db.clone(),
+                    coordinated: true,
+                    clock: self.clock.clone(),
+                })
             }
-            _ => Ok(ScorerDb { session: self.db.clone(), db: self.db.clone(), coordinated: false }),
+            _ => Ok(ScorerDb {
+                session: self.db.clone(),
+                db: self.db.clone(),
+                coordinated: false,
+                clock: self.clock.clone(),
+            }),
         }
     }
 }
@@ -68,6 +78,8 @@ pub struct ScorerDb {
     /// The shared pool, for reads that need no lock.
     db: DatabaseConnection,
     coordinated: bool,
+    /// The store's clock (dead letters' times).
+    pub(crate) clock: kelvin_clock::Clock,
 }
 
 impl ScorerDb {

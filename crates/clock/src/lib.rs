@@ -1,5 +1,7 @@
-//! The service's clock. Scoring asks it for "now" (decay, due re-evaluations); tests move it
-//! forward to watch time change scores without waiting hours.
+//! The one clock of a Kelvin server. Everything that asks "what time is it" on the server —
+//! the store's timestamps and expiry checks, the handlers, scoring's decay and due
+//! re-evaluations — asks a [`Clock`], and every part shares one, so a test that moves it forward
+//! moves the whole server without waiting hours. `clippy.toml` refuses the other clocks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,11 +16,17 @@ pub struct Clock {
 impl Clock {
     /// Milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
+        #[allow(clippy::disallowed_methods)] // The one place that reads the wall clock.
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
         wall.saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Seconds since the Unix epoch (token `iat`/`exp`).
+    pub fn now_seconds(&self) -> u64 {
+        u64::try_from(self.now_ms() / 1000).unwrap_or_default()
     }
 
     /// Moves this clock (and its clones) forward by `by`.
