@@ -15,7 +15,6 @@ mod error;
 mod health;
 mod heavy;
 mod mask;
-pub mod scores;
 mod tls;
 
 pub use app::{Application, Mount, MountFn};
@@ -25,7 +24,7 @@ pub use cli::{
     serve, shutdown_signal,
 };
 pub use clock::Clock;
-pub use context::{CallContext, call_context};
+pub use context::{CallContext, Reply, call_context, handle};
 pub use error::{ApiError, ApiResult};
 pub use heavy::HeavyWork;
 pub use mask::{MutableField, UpdateFields};

@@ -18,19 +18,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kelvin_cache::Namespace;
-use kelvin_engine::{Company, Disqualification, LeadState, Points, Score};
+use kelvin_engine::{Company, LeadState, Score};
+use kelvin_scores::{
+    cache_entry, engine_company, engine_event, engine_lead, score_key, score_summary,
+};
 use kelvin_server::Runtime;
-use kelvin_server::scores::{engine_company, engine_event, engine_lead};
 use kelvin_store::{
     ChangeCause, NewChange, NewWork, PARTITIONS, ScorerDb, ScorerTxn, StoredCompanyScore,
     StoredEvent, StoredScore, WorkItem, WorkKind,
 };
 use kelvin_telemetry::metrics::{instruments, kv};
-use prost::Message;
 use tracing::Instrument as _;
 
+use crate::Hub;
 use crate::registry::Registry;
-use crate::{Hub, convert, score_key};
 
 /// Leads per rescore or re-evaluation transaction.
 const PASS_BATCH: u64 = 500;
@@ -926,7 +927,7 @@ impl Worker {
                 .unwrap_or_default();
             for m in self.registry.models(&tenant) {
                 let members = txn.company_member_scores(&tenant, &m.model_id, &company_id).await?;
-                let scores: Vec<Score> = members.iter().map(summary).collect();
+                let scores: Vec<Score> = members.iter().map(score_summary).collect();
                 let key = (tenant.as_str(), m.model_id.as_str(), company_id.as_str());
                 let computed =
                     m.compiled.score_company(&company, &scores).map(|cs| StoredCompanyScore {
@@ -957,28 +958,6 @@ impl Worker {
         }
         txn.enqueue(fan_out, now).await
     }
-}
-
-/// A stored score as the engine's company aggregation reads it (totals and exclusions).
-fn summary(s: &StoredScore) -> Score {
-    Score {
-        fit: Points(s.fit),
-        engagement: Points(s.engagement),
-        total: Points(s.total),
-        band: s.band.clone(),
-        action: None,
-        grade: None,
-        disqualified: (!s.disqualification.is_empty()).then(|| Disqualification {
-            rule_id: s.disqualification_rule.clone(),
-            reason: s.disqualification.clone(),
-        }),
-        contributions: Vec::new(),
-    }
-}
-
-/// The cache entry of a stored score.
-pub(crate) fn cache_entry(ns: Namespace, s: &StoredScore) -> (Namespace, String, Vec<u8>) {
-    (ns, score_key(&s.model_id, &s.lead_id), convert::lead_score(s).encode_to_vec())
 }
 
 #[cfg(test)]
