@@ -149,11 +149,8 @@ async fn publish_and_rollback_share_one_activation_path_each_naming_its_field() 
 
     let stale = api.rollback_model(authed(&admin, rollback("acme-fr", 1, 1))).await;
     assert_eq!(stale.unwrap_err().code(), Code::Aborted);
-    let back = api
-        .rollback_model(authed(&admin, rollback("acme-fr", 1, 2)))
-        .await
-        .unwrap()
-        .into_inner();
+    let back =
+        api.rollback_model(authed(&admin, rollback("acme-fr", 1, 2))).await.unwrap().into_inner();
     assert_eq!(back.model.unwrap().active_version, 1);
     assert_eq!(back.version.map(|v| (v.version, v.active)), Some((1, true)));
 
