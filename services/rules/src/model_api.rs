@@ -141,7 +141,7 @@ impl ModelService for ModelApi {
     ) -> Reply<pb::ValidateModelResponse> {
         handle(request, |ctx, req| async move {
             // The tenant must be in reach even though nothing is stored.
-            ctx.access(&self.runtime).tenant_scope(&req.tenant_id).await?;
+            ctx.tenant(&self.runtime, &req.tenant_id).await?;
             let json = required_spec("spec", req.spec)?;
             let errors = match self.checked(&ctx, &req.tenant_id, "spec", json).await {
                 Ok(_) => Vec::new(),
@@ -201,7 +201,7 @@ impl ModelService for ModelApi {
         &self,
         request: Request<pb::CreateTemplateRequest>,
     ) -> Reply<pb::CreateTemplateResponse> {
-        handle(request, |ctx, req| self.create_template_checked(ctx, req)).await
+        handle(request, |ctx, req| self.check_and_create_template(ctx, req)).await
     }
 
     async fn list_templates(

@@ -58,6 +58,8 @@ pub(crate) fn spawn(runtime: Arc<Runtime>, hub: Arc<Hub>) {
     });
 }
 
+/// The scoring worker of one process: its session, its slot and partitions, the active models
+/// and the rescore passes under way.
 struct Worker {
     runtime: Arc<Runtime>,
     hub: Arc<Hub>,

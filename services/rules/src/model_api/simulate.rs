@@ -9,6 +9,7 @@ use super::spec::{check_spec, rule_count};
 use crate::convert::{self, struct_json};
 
 impl ModelApi {
+    /// SimulateScore, start to end (nothing is stored).
     pub(super) async fn simulate(
         &self,
         ctx: CallContext,

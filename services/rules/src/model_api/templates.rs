@@ -14,7 +14,9 @@ use crate::convert::{self, struct_json};
 use crate::template;
 
 impl ModelApi {
-    pub(super) async fn create_template_checked(
+    /// CreateTemplate: every problem of the template at once (its parameter list, undeclared
+    /// placeholders, its spec as a model), then the store.
+    pub(super) async fn check_and_create_template(
         &self,
         ctx: CallContext,
         req: pb::CreateTemplateRequest,
@@ -66,6 +68,8 @@ impl ModelApi {
         Ok(pb::CreateTemplateResponse { template: Some(template_pb(created)) })
     }
 
+    /// ApplyTemplate: each target applied on its own ([`ModelApi::apply_one`]), its outcome
+    /// (or its error as a code, a message and the spec's problems) in its result.
     pub(super) async fn apply_template_to_targets(
         &self,
         ctx: CallContext,
@@ -140,8 +144,7 @@ impl ModelApi {
         let model_id =
             if target.model_id.is_empty() { "default".to_owned() } else { target.model_id };
         // Reach first: a tenant out of reach is NOT_FOUND whatever its parameters.
-        let access = ctx.access(&self.runtime);
-        let scope = access.tenant_scope(&target.tenant_id).await?;
+        let (access, scope) = ctx.tenant(&self.runtime, &target.tenant_id).await?;
         let values = target
             .parameters
             .map(struct_json)

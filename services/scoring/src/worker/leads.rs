@@ -317,3 +317,52 @@ async fn write_staged(
         .collect();
     txn.enqueue(work, now).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(version: i64, total: i64, band: &str) -> StoredScore {
+        StoredScore {
+            tenant_id: "acme".into(),
+            model_id: "default".into(),
+            lead_id: "lead".into(),
+            company_id: None,
+            model_version: version,
+            fit: total,
+            engagement: 0,
+            total,
+            band: band.into(),
+            grade: String::new(),
+            action: String::new(),
+            disqualification_rule: String::new(),
+            disqualification: String::new(),
+            state: Vec::new(),
+            event_count: 0,
+            as_of_ms: 1_000,
+            next_check_ms: None,
+            update_time_ms: 1_000,
+        }
+    }
+
+    /// A change is a rescore when the version moved, whatever touched the lead; otherwise it
+    /// has the touch's cause (events when none is known), and it carries the previous score.
+    #[test]
+    fn a_change_says_why_and_what_it_was() {
+        let old = row(1, 10_000, "cold");
+        let rescored = change(&row(2, 50_000, "hot"), Some(&old), Some(ChangeCause::Time));
+        assert_eq!(rescored.cause, ChangeCause::Rescore);
+        assert_eq!((rescored.previous_band.as_str(), rescored.band.as_str()), ("cold", "hot"));
+        assert_eq!(
+            (rescored.previous_total, rescored.total, rescored.time_ms),
+            (10_000, 50_000, 1_000)
+        );
+        let timed = change(&row(1, 5_000, "cold"), Some(&old), Some(ChangeCause::Time));
+        assert_eq!(timed.cause, ChangeCause::Time);
+        let first = change(&row(1, 5_000, "cold"), None, None);
+        assert_eq!(
+            (first.cause, first.previous_total, first.previous_band.as_str()),
+            (ChangeCause::Events, 0, "")
+        );
+    }
+}

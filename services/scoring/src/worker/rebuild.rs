@@ -84,3 +84,30 @@ pub(super) async fn consume_absorbed(
     after.consumed.extend(rows.into_iter().map(|(t, _)| (tenant.to_owned(), WorkKind::Event, t)));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: i64) -> StoredEvent {
+        StoredEvent {
+            seq,
+            event_id: format!("e{seq}"),
+            lead_id: "lead".into(),
+            kind: "visit".into(),
+            time_ms: 0,
+            properties: serde_json::Map::new(),
+            ingest_time_ms: 0,
+        }
+    }
+
+    /// A rebuild absorbs the whole history: the queued work of its events other than the
+    /// batch's own is done with it (the batch's own is consumed by the batch).
+    #[test]
+    fn a_rebuild_absorbs_the_events_outside_the_batch() {
+        let touch = Touch { events: vec![event(3)], ..Touch::default() };
+        let all = [event(1), event(2), event(3)];
+        assert_eq!(absorbed_seqs(&all, &touch), Some(HashSet::from([1, 2])));
+        assert_eq!(absorbed_seqs(&[event(3)], &touch), None);
+    }
+}
