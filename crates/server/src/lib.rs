@@ -14,7 +14,6 @@ mod error;
 mod health;
 mod heavy;
 mod mask;
-pub mod scores;
 mod tls;
 
 pub use app::{Application, Mount, MountFn};
@@ -23,7 +22,7 @@ pub use cli::{
     AdminTokenArgs, CommonArgs, ServiceCli, ServiceCommand, admin_token, migrate, run_service,
     serve, shutdown_signal,
 };
-pub use context::{CallContext, call_context};
+pub use context::{CallContext, Reply, call_context, handle};
 pub use error::{ApiError, ApiResult};
 pub use heavy::HeavyWork;
 pub use kelvin_clock::Clock;

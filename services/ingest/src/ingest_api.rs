@@ -9,12 +9,13 @@ use kelvin_engine::Subject;
 use kelvin_proto::convert::{json_struct, timestamp};
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::ingest_service_server::IngestService;
-use kelvin_server::{ApiError, CallContext, Runtime, call_context, scores};
+use kelvin_server::{ApiError, ApiResult, CallContext, Reply, Runtime, handle};
 use kelvin_store::{AuditContext, ExportItem, NewOutcome, Page, StoredEvent, TenantScope, Written};
 use prost::Message;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Status, Streaming};
 
 use crate::quota::Quotas;
+use crate::upsert::Upserted;
 use crate::validate::{self, Rejection};
 use crate::warnings::{self, NumericReads};
 
@@ -32,8 +33,6 @@ impl IngestApi {
         Self { runtime, quotas, numeric: Arc::default() }
     }
 }
-
-type Reply<T> = Result<Response<T>, Status>;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -146,8 +145,7 @@ impl IngestApi {
         trace_parent: Option<&str>,
     ) -> Result<Vec<pb::ItemResult>, ApiError> {
         check_batch(runtime, "events", events.len())?;
-        let access = runtime.store.access(&ctx.principal);
-        let scope = access.tenant_scope(tenant_id).await?;
+        let (access, scope) = ctx.tenant(runtime, tenant_id).await?;
         if let Err(error) = admit(runtime, quotas, &scope, events.len()) {
             count_events(tenant_id, "throttled", events.len());
             return Err(error);
@@ -179,6 +177,45 @@ impl IngestApi {
         count_events(tenant_id, "accepted", accepted as usize);
         count_events(tenant_id, "duplicate", duplicates as usize);
         count_events(tenant_id, "rejected", rejected as usize);
+        Ok(results)
+    }
+}
+
+impl IngestApi {
+    /// UpsertLeads and UpsertCompanies: batch limit, reach, quota, warnings, validation and one
+    /// write for the valid items; one result per item, in request order.
+    async fn upsert<I: Upserted>(
+        &self,
+        ctx: &CallContext,
+        tenant_id: &str,
+        items: Vec<I>,
+    ) -> ApiResult<Vec<pb::ItemResult>> {
+        check_batch(&self.runtime, I::FIELD, items.len())?;
+        let (access, scope) = ctx.tenant(&self.runtime, tenant_id).await?;
+        admit(&self.runtime, &self.quotas, &scope, items.len())?;
+        let max_bytes = self.runtime.config.ingest.max_item_bytes;
+        let models = self.numeric.of(&access, &scope).await;
+        let warned: Vec<_> = if warnings::reads_any(&models, I::SUBJECT) {
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| warnings::check(&models, I::SUBJECT, &item.documents(i)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut results = batch(
+            items,
+            I::id,
+            |i, item| item.validate(i, max_bytes),
+            |valid| async {
+                let n = valid.len();
+                I::write(&access, &scope, valid).await?;
+                Ok(vec![Written::Accepted; n])
+            },
+        )
+        .await?;
+        attach(&mut results, warned);
         Ok(results)
     }
 }
@@ -249,102 +286,44 @@ impl IngestService for IngestApi {
         &self,
         request: Request<pb::UpsertLeadsRequest>,
     ) -> Reply<pb::UpsertLeadsResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        check_batch(&self.runtime, "leads", req.leads.len())?;
-        let access = self.runtime.store.access(&ctx.principal);
-        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        admit(&self.runtime, &self.quotas, &scope, req.leads.len())?;
-        let max_bytes = self.runtime.config.ingest.max_item_bytes;
-        let models = self.numeric.of(&access, &scope).await;
-        let warned: Vec<_> = if warnings::reads_any(&models, Subject::Lead) {
-            req.leads
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    let values = [
-                        (format!("leads[{i}].attributes"), l.attributes.as_ref()),
-                        (format!("leads[{i}].enriched"), l.enriched.as_ref()),
-                    ];
-                    warnings::check(&models, Subject::Lead, &values)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut results = batch(
-            req.leads,
-            |l| l.lead_id.clone(),
-            |i, l| validate::lead(i, l, max_bytes),
-            |valid| async {
-                let n = valid.len();
-                access.upsert_leads(&scope, valid).await?;
-                Ok(vec![Written::Accepted; n])
-            },
-        )
-        .await?;
-        attach(&mut results, warned);
-        Ok(Response::new(pb::UpsertLeadsResponse { results }))
+        handle(request, |ctx, req| async move {
+            let results = self.upsert(&ctx, &req.tenant_id, req.leads).await?;
+            Ok(pb::UpsertLeadsResponse { results })
+        })
+        .await
     }
 
     async fn upsert_companies(
         &self,
         request: Request<pb::UpsertCompaniesRequest>,
     ) -> Reply<pb::UpsertCompaniesResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        check_batch(&self.runtime, "companies", req.companies.len())?;
-        let access = self.runtime.store.access(&ctx.principal);
-        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        admit(&self.runtime, &self.quotas, &scope, req.companies.len())?;
-        let max_bytes = self.runtime.config.ingest.max_item_bytes;
-        let models = self.numeric.of(&access, &scope).await;
-        let warned: Vec<_> = if warnings::reads_any(&models, Subject::Company) {
-            req.companies
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let values = [(format!("companies[{i}].attributes"), c.attributes.as_ref())];
-                    warnings::check(&models, Subject::Company, &values)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut results = batch(
-            req.companies,
-            |c| c.company_id.clone(),
-            |i, c| validate::company(i, c, max_bytes),
-            |valid| async {
-                let n = valid.len();
-                access.upsert_companies(&scope, valid).await?;
-                Ok(vec![Written::Accepted; n])
-            },
-        )
-        .await?;
-        attach(&mut results, warned);
-        Ok(Response::new(pb::UpsertCompaniesResponse { results }))
+        handle(request, |ctx, req| async move {
+            let results = self.upsert(&ctx, &req.tenant_id, req.companies).await?;
+            Ok(pb::UpsertCompaniesResponse { results })
+        })
+        .await
     }
 
     async fn ingest_events(
         &self,
         request: Request<pb::IngestEventsRequest>,
     ) -> Reply<pb::IngestEventsResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let trace = kelvin_telemetry::current_traceparent();
-        let results = Self::ingest(
-            &self.runtime,
-            &self.quotas,
-            &self.numeric,
-            &ctx,
-            &req.tenant_id,
-            req.events,
-            trace.as_deref(),
-        )
-        .await?;
-        let (accepted, duplicates, rejected) = counts(&results);
-        Ok(Response::new(pb::IngestEventsResponse { results, accepted, duplicates, rejected }))
+        handle(request, |ctx, req| async move {
+            let trace = kelvin_telemetry::current_traceparent();
+            let results = Self::ingest(
+                &self.runtime,
+                &self.quotas,
+                &self.numeric,
+                &ctx,
+                &req.tenant_id,
+                req.events,
+                trace.as_deref(),
+            )
+            .await?;
+            let (accepted, duplicates, rejected) = counts(&results);
+            Ok(pb::IngestEventsResponse { results, accepted, duplicates, rejected })
+        })
+        .await
     }
 
     type StreamEventsStream = EventAcks;
@@ -353,192 +332,195 @@ impl IngestService for IngestApi {
         &self,
         request: Request<Streaming<pb::StreamEventsRequest>>,
     ) -> Reply<Self::StreamEventsStream> {
-        let ctx = call_context(&request)?;
-        let mut inbound = request.into_inner();
-        let runtime = self.runtime.clone();
-        let quotas = self.quotas.clone();
-        let numeric = self.numeric.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
-        // The stream's call span ends when this handler returns: its trace goes with the task.
-        let trace = kelvin_telemetry::current_traceparent();
-        let mut stopping = runtime.stopping();
-        tokio::spawn(async move {
-            loop {
-                // Once the server is shutting down, no new message is acknowledged: the client
-                // is told to resume on another replica instead of being cut off at the end of
-                // the grace period with messages it cannot know the fate of.
-                let message = tokio::select! {
-                    biased;
-                    () = stopped(&mut stopping) => {
-                        let _ = tx
-                            .send(Err(Status::unavailable(
-                                "the server is shutting down; resume the stream on another replica",
-                            )))
-                            .await;
+        handle(request, |ctx, mut inbound| async move {
+            let runtime = self.runtime.clone();
+            let quotas = self.quotas.clone();
+            let numeric = self.numeric.clone();
+            let (tx, rx) = tokio::sync::mpsc::channel(16);
+            // The stream's call span ends when this handler returns: its trace goes with the task.
+            let trace = kelvin_telemetry::current_traceparent();
+            let mut stopping = runtime.stopping();
+            tokio::spawn(async move {
+                loop {
+                    // Once the server is shutting down, no new message is acknowledged: the client
+                    // is told to resume on another replica instead of being cut off at the end of
+                    // the grace period with messages it cannot know the fate of.
+                    let message = tokio::select! {
+                        biased;
+                        () = stopped(&mut stopping) => {
+                            let _ = tx
+                                .send(Err(Status::unavailable(
+                                    "the server is shutting down; resume the stream on another replica",
+                                )))
+                                .await;
+                            break;
+                        }
+                        message = inbound.next() => message,
+                    };
+                    let Some(message) = message else { break };
+                    let reply = match message {
+                        Ok(batch) => {
+                            let sequence = batch.sequence;
+                            Self::ingest(
+                                &runtime,
+                                &quotas,
+                                &numeric,
+                                &ctx,
+                                &batch.tenant_id,
+                                batch.events,
+                                trace.as_deref(),
+                            )
+                            .await
+                            .map(|results| {
+                                let (accepted, duplicates, rejected) = counts(&results);
+                                pb::StreamEventsResponse {
+                                    sequence,
+                                    results,
+                                    accepted,
+                                    duplicates,
+                                    rejected,
+                                }
+                            })
+                            .map_err(Status::from)
+                        }
+                        Err(status) => Err(status),
+                    };
+                    let failed = reply.is_err();
+                    // The client went away: nothing more to acknowledge.
+                    if tx.send(reply).await.is_err() || failed {
                         break;
                     }
-                    message = inbound.next() => message,
-                };
-                let Some(message) = message else { break };
-                let reply = match message {
-                    Ok(batch) => {
-                        let sequence = batch.sequence;
-                        Self::ingest(
-                            &runtime,
-                            &quotas,
-                            &numeric,
-                            &ctx,
-                            &batch.tenant_id,
-                            batch.events,
-                            trace.as_deref(),
-                        )
-                        .await
-                        .map(|results| {
-                            let (accepted, duplicates, rejected) = counts(&results);
-                            pb::StreamEventsResponse {
-                                sequence,
-                                results,
-                                accepted,
-                                duplicates,
-                                rejected,
-                            }
-                        })
-                        .map_err(Status::from)
-                    }
-                    Err(status) => Err(status),
-                };
-                let failed = reply.is_err();
-                // The client went away: nothing more to acknowledge.
-                if tx.send(reply).await.is_err() || failed {
-                    break;
                 }
-            }
-        });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+            });
+            let acks: EventAcks = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+            Ok(acks)
+        })
+        .await
     }
 
     async fn record_outcomes(
         &self,
         request: Request<pb::RecordOutcomesRequest>,
     ) -> Reply<pb::RecordOutcomesResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        check_batch(&self.runtime, "outcomes", req.outcomes.len())?;
-        let access = self.runtime.store.access(&ctx.principal);
-        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        admit(&self.runtime, &self.quotas, &scope, req.outcomes.len())?;
-        let results = batch(
-            req.outcomes,
-            |o| o.outcome_id.clone(),
-            validate::outcome,
-            |valid| async { Ok(access.record_outcomes(&scope, valid).await?) },
-        )
-        .await?;
-        Ok(Response::new(pb::RecordOutcomesResponse { results }))
+        handle(request, |ctx, req| async move {
+            check_batch(&self.runtime, "outcomes", req.outcomes.len())?;
+            let (access, scope) = ctx.tenant(&self.runtime, &req.tenant_id).await?;
+            admit(&self.runtime, &self.quotas, &scope, req.outcomes.len())?;
+            let results = batch(
+                req.outcomes,
+                |o| o.outcome_id.clone(),
+                validate::outcome,
+                |valid| async { Ok(access.record_outcomes(&scope, valid).await?) },
+            )
+            .await?;
+            Ok(pb::RecordOutcomesResponse { results })
+        })
+        .await
     }
 
     async fn erase_lead(
         &self,
         request: Request<pb::EraseLeadRequest>,
     ) -> Reply<pb::EraseLeadResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        if req.lead_id.is_empty() {
-            return Err(ApiError::invalid("lead_id", "is required").into());
-        }
-        let access = self.runtime.store.access(&ctx.principal);
-        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        admit(&self.runtime, &self.quotas, &scope, 1)?;
-        // The mark goes first: once the erasure commits, no cached score of the lead can be
-        // served, whenever the scoring worker gets to drop them. A failed mark erases nothing.
-        let ttl = scores::erased_ttl(self.runtime.config.scoring.cache_ttl_seconds);
-        self.runtime
-            .cache
-            .set(
-                &Namespace::tenant(scope.tenant_id(), scope.incarnation()),
-                &scores::erased_key(&req.lead_id),
-                b"1",
-                Some(ttl),
-            )
-            .await
-            .map_err(|e| {
-                ApiError::Internal(format!("cannot mark the lead erased in the cache: {e}"))
-            })?;
-        let audit =
-            AuditContext { request_id: ctx.request_id.clone(), reason: "erasure request".into() };
-        let (events_erased, outcomes_erased) =
-            access.erase_lead(&scope, &req.lead_id, &audit).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::EraseLeadResponse {
-            events_erased: events_erased as i64,
-            outcomes_erased: outcomes_erased as i64,
-        }))
+        handle(request, |ctx, req| async move {
+            if req.lead_id.is_empty() {
+                return Err(ApiError::invalid("lead_id", "is required"));
+            }
+            let (access, scope) = ctx.tenant(&self.runtime, &req.tenant_id).await?;
+            admit(&self.runtime, &self.quotas, &scope, 1)?;
+            // The mark goes first: once the erasure commits, no cached score of the lead can be
+            // served, whenever the scoring worker gets to drop them. A failed mark erases nothing.
+            let ttl = kelvin_scores::erased_ttl(self.runtime.config.scoring.cache_ttl_seconds);
+            self.runtime
+                .cache
+                .set(
+                    &Namespace::tenant(scope.tenant_id(), scope.incarnation()),
+                    &kelvin_scores::erased_key(&req.lead_id),
+                    b"1",
+                    Some(ttl),
+                )
+                .await
+                .map_err(|e| {
+                    ApiError::Internal(format!("cannot mark the lead erased in the cache: {e}"))
+                })?;
+            let audit = AuditContext {
+                request_id: ctx.request_id.clone(),
+                reason: "erasure request".into(),
+            };
+            let (events_erased, outcomes_erased) =
+                access.erase_lead(&scope, &req.lead_id, &audit).await?;
+            Ok(pb::EraseLeadResponse {
+                events_erased: events_erased as i64,
+                outcomes_erased: outcomes_erased as i64,
+            })
+        })
+        .await
     }
 
     async fn export_lead(
         &self,
         request: Request<pb::ExportLeadRequest>,
     ) -> Reply<pb::ExportLeadResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        if req.lead_id.is_empty() {
-            return Err(ApiError::invalid("lead_id", "is required").into());
-        }
-        let page = Page::parse(req.page_size, &req.page_token).map_err(ApiError::from)?;
-        let access = self.runtime.store.access(&ctx.principal);
-        let scope = access.tenant_scope(&req.tenant_id).await.map_err(ApiError::from)?;
-        // One more than the page, to learn whether another page follows.
-        let export = access
-            .export_lead_page(&scope, &req.lead_id, page.after.as_deref(), page.size + 1)
-            .await
-            .map_err(ApiError::from)?;
-        let mut reply = pb::ExportLeadResponse {
-            lead: Some(pb::LeadRecord {
-                lead_id: export.lead.id.clone(),
-                company_id: export.lead.company_id.clone().unwrap_or_default(),
-                attributes: Some(json_struct(export.lead.attributes)),
-                enriched: Some(json_struct(export.lead.enriched)),
-                create_time: Some(timestamp(export.lead.create_time_ms)),
-                update_time: Some(timestamp(export.lead.update_time_ms)),
-            }),
-            company: export.company.map(|c| pb::CompanyInput {
-                company_id: c.id,
-                attributes: Some(json_struct(c.attributes)),
-            }),
-            ..Default::default()
-        };
-        // Half the response limit: a page stops before the item that would pass it (every
-        // page holds at least one item, which validation keeps far smaller).
-        let budget = self.runtime.config.server.max_response_bytes / 2;
-        let mut size = reply.encoded_len();
-        let mut items = export.items.into_iter().peekable();
-        let mut taken = 0u64;
-        let mut last_token = String::new();
-        while let Some(item) = items.next_if(|_| taken < page.size) {
-            let token = item.page_token();
-            let grew = match item {
-                ExportItem::Event(e) => {
-                    let e = export_event(e);
-                    let len = e.encoded_len();
-                    reply.events.push(e);
-                    len
-                }
-                ExportItem::Outcome(o) => {
-                    let o = export_outcome(o);
-                    let len = o.encoded_len();
-                    reply.outcomes.push(o);
-                    len
-                }
-            };
-            size += prost::length_delimiter_len(grew) + 1 + grew;
-            taken += 1;
-            last_token = token;
-            if size >= budget {
-                break;
+        handle(request, |ctx, req| async move {
+            if req.lead_id.is_empty() {
+                return Err(ApiError::invalid("lead_id", "is required"));
             }
-        }
-        if items.peek().is_some() {
-            reply.next_page_token = last_token;
-        }
-        Ok(Response::new(reply))
+            let page = Page::parse(req.page_size, &req.page_token)?;
+            let (access, scope) = ctx.tenant(&self.runtime, &req.tenant_id).await?;
+            // One more than the page, to learn whether another page follows.
+            let export = access
+                .export_lead_page(&scope, &req.lead_id, page.after.as_deref(), page.size + 1)
+                .await?;
+            let mut reply = pb::ExportLeadResponse {
+                lead: Some(pb::LeadRecord {
+                    lead_id: export.lead.id.clone(),
+                    company_id: export.lead.company_id.clone().unwrap_or_default(),
+                    attributes: Some(json_struct(export.lead.attributes)),
+                    enriched: Some(json_struct(export.lead.enriched)),
+                    create_time: Some(timestamp(export.lead.create_time_ms)),
+                    update_time: Some(timestamp(export.lead.update_time_ms)),
+                }),
+                company: export.company.map(|c| pb::CompanyInput {
+                    company_id: c.id,
+                    attributes: Some(json_struct(c.attributes)),
+                }),
+                ..Default::default()
+            };
+            // Half the response limit: a page stops before the item that would pass it (every
+            // page holds at least one item, which validation keeps far smaller).
+            let budget = self.runtime.config.server.max_response_bytes / 2;
+            let mut size = reply.encoded_len();
+            let mut items = export.items.into_iter().peekable();
+            let mut taken = 0u64;
+            let mut last_token = String::new();
+            while let Some(item) = items.next_if(|_| taken < page.size) {
+                let token = item.page_token();
+                let grew = match item {
+                    ExportItem::Event(e) => {
+                        let e = export_event(e);
+                        let len = e.encoded_len();
+                        reply.events.push(e);
+                        len
+                    }
+                    ExportItem::Outcome(o) => {
+                        let o = export_outcome(o);
+                        let len = o.encoded_len();
+                        reply.outcomes.push(o);
+                        len
+                    }
+                };
+                size += prost::length_delimiter_len(grew) + 1 + grew;
+                taken += 1;
+                last_token = token;
+                if size >= budget {
+                    break;
+                }
+            }
+            if items.peek().is_some() {
+                reply.next_page_token = last_token;
+            }
+            Ok(reply)
+        })
+        .await
     }
 }

@@ -3,6 +3,7 @@
 
 mod ingest_api;
 mod quota;
+mod upsert;
 mod validate;
 mod warnings;
 

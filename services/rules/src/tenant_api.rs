@@ -6,9 +6,9 @@ use std::sync::Arc;
 use kelvin_auth::TenantsClaim;
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::tenant_service_server::TenantService;
-use kelvin_server::{ApiError, CallContext, MutableField, Runtime, UpdateFields, call_context};
+use kelvin_server::{ApiError, CallContext, MutableField, Reply, Runtime, UpdateFields, handle};
 use kelvin_store::{AuditContext, AuditFilter, NewApiKey, NewTenant, Page, TenantPatch};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use crate::convert;
 
@@ -27,288 +27,253 @@ fn audit(ctx: &CallContext) -> AuditContext {
     AuditContext { request_id: ctx.request_id.clone(), reason: String::new() }
 }
 
-type Reply<T> = Result<Response<T>, Status>;
-
 #[tonic::async_trait]
 impl TenantService for TenantApi {
     async fn create_organization(
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Reply<pb::CreateOrganizationResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let org = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .create_organization(
-                &req.organization_id,
-                &req.display_name,
-                &req.request_id,
-                &audit(&ctx),
-            )
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::CreateOrganizationResponse {
-            organization: Some(convert::organization(org)),
-        }))
+        handle(request, |ctx, req| async move {
+            let org = ctx
+                .access(&self.runtime)
+                .create_organization(
+                    &req.organization_id,
+                    &req.display_name,
+                    &req.request_id,
+                    &audit(&ctx),
+                )
+                .await?;
+            Ok(pb::CreateOrganizationResponse { organization: Some(convert::organization(org)) })
+        })
+        .await
     }
 
     async fn get_organization(
         &self,
         request: Request<pb::GetOrganizationRequest>,
     ) -> Reply<pb::GetOrganizationResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let org = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .get_organization(&req.organization_id)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::GetOrganizationResponse {
-            organization: Some(convert::organization(org)),
-        }))
+        handle(request, |ctx, req| async move {
+            let org = ctx.access(&self.runtime).get_organization(&req.organization_id).await?;
+            Ok(pb::GetOrganizationResponse { organization: Some(convert::organization(org)) })
+        })
+        .await
     }
 
     async fn list_organizations(
         &self,
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Reply<pb::ListOrganizationsResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let page = Page::parse(req.page_size, &req.page_token).map_err(ApiError::from)?;
-        let (orgs, next_page_token) = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .list_organizations(&page)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListOrganizationsResponse {
-            organizations: orgs.into_iter().map(convert::organization).collect(),
-            next_page_token,
-        }))
+        handle(request, |ctx, req| async move {
+            let page = Page::parse(req.page_size, &req.page_token)?;
+            let (orgs, next_page_token) =
+                ctx.access(&self.runtime).list_organizations(&page).await?;
+            Ok(pb::ListOrganizationsResponse {
+                organizations: orgs.into_iter().map(convert::organization).collect(),
+                next_page_token,
+            })
+        })
+        .await
     }
 
     async fn create_tenant(
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Reply<pb::CreateTenantResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let tenant = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .create_tenant(
-                NewTenant {
-                    org_id: req.organization_id,
-                    id: req.tenant_id,
-                    display_name: req.display_name,
-                    labels: req.labels.into_iter().collect(),
-                    request_id: req.request_id,
-                },
-                &audit(&ctx),
-            )
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::CreateTenantResponse { tenant: Some(convert::tenant(tenant)) }))
+        handle(request, |ctx, req| async move {
+            let tenant = ctx
+                .access(&self.runtime)
+                .create_tenant(
+                    NewTenant {
+                        org_id: req.organization_id,
+                        id: req.tenant_id,
+                        display_name: req.display_name,
+                        labels: req.labels.into_iter().collect(),
+                        request_id: req.request_id,
+                    },
+                    &audit(&ctx),
+                )
+                .await?;
+            Ok(pb::CreateTenantResponse { tenant: Some(convert::tenant(tenant)) })
+        })
+        .await
     }
 
     async fn get_tenant(
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Reply<pb::GetTenantResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let tenant = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .get_tenant(&req.tenant_id)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::GetTenantResponse { tenant: Some(convert::tenant(tenant)) }))
+        handle(request, |ctx, req| async move {
+            let tenant = ctx.access(&self.runtime).get_tenant(&req.tenant_id).await?;
+            Ok(pb::GetTenantResponse { tenant: Some(convert::tenant(tenant)) })
+        })
+        .await
     }
 
     async fn list_tenants(
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Reply<pb::ListTenantsResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let page = Page::parse(req.page_size, &req.page_token).map_err(ApiError::from)?;
-        let (tenants, next_page_token) = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .list_tenants(&req.organization_id, &page, req.show_deleted)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListTenantsResponse {
-            tenants: tenants.into_iter().map(convert::tenant).collect(),
-            next_page_token,
-        }))
+        handle(request, |ctx, req| async move {
+            let page = Page::parse(req.page_size, &req.page_token)?;
+            let (tenants, next_page_token) = ctx
+                .access(&self.runtime)
+                .list_tenants(&req.organization_id, &page, req.show_deleted)
+                .await?;
+            Ok(pb::ListTenantsResponse {
+                tenants: tenants.into_iter().map(convert::tenant).collect(),
+                next_page_token,
+            })
+        })
+        .await
     }
 
     async fn update_tenant(
         &self,
         request: Request<pb::UpdateTenantRequest>,
     ) -> Reply<pb::UpdateTenantResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let tenant = req.tenant.ok_or_else(|| ApiError::invalid("tenant", "is required"))?;
-        let paths = req.update_mask.map(|m| m.paths);
-        let fields = UpdateFields::resolve(
-            paths.as_deref(),
-            &[
-                MutableField::new("display_name", !tenant.display_name.is_empty()),
-                MutableField::new("labels", !tenant.labels.is_empty()),
-            ],
-        )?;
-        let patch = TenantPatch {
-            display_name: fields.contains("display_name").then(|| tenant.display_name.clone()),
-            labels: fields.contains("labels").then(|| tenant.labels.clone().into_iter().collect()),
-            etag: tenant.etag.clone(),
-        };
-        let updated = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .update_tenant(&tenant.tenant_id, patch, &audit(&ctx))
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::UpdateTenantResponse { tenant: Some(convert::tenant(updated)) }))
+        handle(request, |ctx, req| async move {
+            let tenant = req.tenant.ok_or_else(|| ApiError::invalid("tenant", "is required"))?;
+            let paths = req.update_mask.map(|m| m.paths);
+            let fields = UpdateFields::resolve(
+                paths.as_deref(),
+                &[
+                    MutableField::new("display_name", !tenant.display_name.is_empty()),
+                    MutableField::new("labels", !tenant.labels.is_empty()),
+                ],
+            )?;
+            let patch = TenantPatch {
+                display_name: fields.contains("display_name").then(|| tenant.display_name.clone()),
+                labels: fields
+                    .contains("labels")
+                    .then(|| tenant.labels.clone().into_iter().collect()),
+                etag: tenant.etag.clone(),
+            };
+            let updated = ctx
+                .access(&self.runtime)
+                .update_tenant(&tenant.tenant_id, patch, &audit(&ctx))
+                .await?;
+            Ok(pb::UpdateTenantResponse { tenant: Some(convert::tenant(updated)) })
+        })
+        .await
     }
 
     async fn delete_tenant(
         &self,
         request: Request<pb::DeleteTenantRequest>,
     ) -> Reply<pb::DeleteTenantResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let purge_after_ms =
-            i64::try_from(self.runtime.config.tenancy.purge_after_hours.saturating_mul(3_600_000))
-                .unwrap_or(i64::MAX / 2);
-        let tenant = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .delete_tenant(&req.tenant_id, &req.etag, purge_after_ms, &audit(&ctx))
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::DeleteTenantResponse { tenant: Some(convert::tenant(tenant)) }))
+        handle(request, |ctx, req| async move {
+            let purge_after_ms = i64::try_from(
+                self.runtime.config.tenancy.purge_after_hours.saturating_mul(3_600_000),
+            )
+            .unwrap_or(i64::MAX / 2);
+            let tenant = ctx
+                .access(&self.runtime)
+                .delete_tenant(&req.tenant_id, &req.etag, purge_after_ms, &audit(&ctx))
+                .await?;
+            Ok(pb::DeleteTenantResponse { tenant: Some(convert::tenant(tenant)) })
+        })
+        .await
     }
 
     async fn create_api_key(
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Reply<pb::CreateApiKeyResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let role = convert::role_from_pb("role", req.role)?;
-        let expire =
-            req.expire_time.ok_or_else(|| ApiError::invalid("expire_time", "is required"))?;
-        let expire_ms = convert::millis("expire_time", &expire)?;
-        let tenant_id = (!req.tenant_id.is_empty()).then(|| req.tenant_id.clone());
-        let id = NewApiKey::new_id();
-        let key = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .create_api_key(
-                NewApiKey {
-                    id: id.clone(),
-                    org_id: req.organization_id.clone(),
-                    tenant_id: tenant_id.clone(),
-                    role,
-                    display_name: req.display_name,
-                    expire_time_ms: expire_ms,
-                },
-                &audit(&ctx),
-            )
-            .await
-            .map_err(ApiError::from)?;
-        let tenants = match tenant_id {
-            Some(t) => TenantsClaim::Only(vec![t]),
-            None => TenantsClaim::All,
-        };
-        let token = self
-            .runtime
-            .mint(&id, &req.organization_id, tenants, role, (expire_ms / 1000) as u64)
-            .map_err(|e| ApiError::Internal(format!("cannot mint token: {e}")))?;
-        Ok(Response::new(pb::CreateApiKeyResponse { api_key: Some(convert::api_key(key)), token }))
+        handle(request, |ctx, req| async move {
+            let role = convert::role_from_pb("role", req.role)?;
+            let expire =
+                req.expire_time.ok_or_else(|| ApiError::invalid("expire_time", "is required"))?;
+            let expire_ms = convert::millis("expire_time", &expire)?;
+            let tenant_id = (!req.tenant_id.is_empty()).then(|| req.tenant_id.clone());
+            let id = NewApiKey::new_id();
+            let key = ctx
+                .access(&self.runtime)
+                .create_api_key(
+                    NewApiKey {
+                        id: id.clone(),
+                        org_id: req.organization_id.clone(),
+                        tenant_id: tenant_id.clone(),
+                        role,
+                        display_name: req.display_name,
+                        expire_time_ms: expire_ms,
+                    },
+                    &audit(&ctx),
+                )
+                .await?;
+            let tenants = match tenant_id {
+                Some(t) => TenantsClaim::Only(vec![t]),
+                None => TenantsClaim::All,
+            };
+            let token = self
+                .runtime
+                .mint(&id, &req.organization_id, tenants, role, (expire_ms / 1000) as u64)
+                .map_err(|e| ApiError::Internal(format!("cannot mint token: {e}")))?;
+            Ok(pb::CreateApiKeyResponse { api_key: Some(convert::api_key(key)), token })
+        })
+        .await
     }
 
     async fn list_api_keys(
         &self,
         request: Request<pb::ListApiKeysRequest>,
     ) -> Reply<pb::ListApiKeysResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let page = Page::parse(req.page_size, &req.page_token).map_err(ApiError::from)?;
-        let (keys, next_page_token) = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .list_api_keys(&req.organization_id, &req.tenant_id, &page, req.show_revoked)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListApiKeysResponse {
-            api_keys: keys.into_iter().map(convert::api_key).collect(),
-            next_page_token,
-        }))
+        handle(request, |ctx, req| async move {
+            let page = Page::parse(req.page_size, &req.page_token)?;
+            let (keys, next_page_token) = ctx
+                .access(&self.runtime)
+                .list_api_keys(&req.organization_id, &req.tenant_id, &page, req.show_revoked)
+                .await?;
+            Ok(pb::ListApiKeysResponse {
+                api_keys: keys.into_iter().map(convert::api_key).collect(),
+                next_page_token,
+            })
+        })
+        .await
     }
 
     async fn revoke_api_key(
         &self,
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Reply<pb::RevokeApiKeyResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let key = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .revoke_api_key(&req.api_key_id, &audit(&ctx))
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::RevokeApiKeyResponse { api_key: Some(convert::api_key(key)) }))
+        handle(request, |ctx, req| async move {
+            let key =
+                ctx.access(&self.runtime).revoke_api_key(&req.api_key_id, &audit(&ctx)).await?;
+            Ok(pb::RevokeApiKeyResponse { api_key: Some(convert::api_key(key)) })
+        })
+        .await
     }
 
     async fn list_audit_events(
         &self,
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Reply<pb::ListAuditEventsResponse> {
-        let ctx = call_context(&request)?;
-        let req = request.into_inner();
-        let page = Page::parse(req.page_size, &req.page_token).map_err(ApiError::from)?;
-        let filter = AuditFilter {
-            org_id: req.organization_id,
-            tenant_id: req.tenant_id,
-            actor: req.actor,
-            resource: req.resource,
-            action: req.action,
-            model_id: req.model_id,
-            start_ms: req
-                .start_time
-                .as_ref()
-                .map(|t| convert::millis("start_time", t))
-                .transpose()?,
-            end_ms: req.end_time.as_ref().map(|t| convert::millis("end_time", t)).transpose()?,
-        };
-        let (events, next_page_token) = self
-            .runtime
-            .store
-            .access(&ctx.principal)
-            .list_audit_events(&filter, &page)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListAuditEventsResponse {
-            audit_events: events.into_iter().map(convert::audit_event).collect(),
-            next_page_token,
-        }))
+        handle(request, |ctx, req| async move {
+            let page = Page::parse(req.page_size, &req.page_token)?;
+            let filter = AuditFilter {
+                org_id: req.organization_id,
+                tenant_id: req.tenant_id,
+                actor: req.actor,
+                resource: req.resource,
+                action: req.action,
+                model_id: req.model_id,
+                start_ms: req
+                    .start_time
+                    .as_ref()
+                    .map(|t| convert::millis("start_time", t))
+                    .transpose()?,
+                end_ms: req
+                    .end_time
+                    .as_ref()
+                    .map(|t| convert::millis("end_time", t))
+                    .transpose()?,
+            };
+            let (events, next_page_token) =
+                ctx.access(&self.runtime).list_audit_events(&filter, &page).await?;
+            Ok(pb::ListAuditEventsResponse {
+                audit_events: events.into_iter().map(convert::audit_event).collect(),
+                next_page_token,
+            })
+        })
+        .await
     }
 }

@@ -33,12 +33,11 @@ fn dead_letter(d: DeadLetter) -> pb::DeadLetter {
 
 pub(crate) async fn list(
     runtime: &Runtime,
-    ctx: &CallContext,
+    ctx: CallContext,
     req: pb::ListDeadLettersRequest,
 ) -> ApiResult<pb::ListDeadLettersResponse> {
     let page = Page::parse(req.page_size, &req.page_token)?;
-    let access = runtime.store.access(&ctx.principal);
-    let scope = access.tenant_scope(&req.tenant_id).await?;
+    let (access, scope) = ctx.tenant(runtime, &req.tenant_id).await?;
     let (rows, next_page_token) = access.dead_letters(&scope, &page).await?;
     Ok(pb::ListDeadLettersResponse {
         dead_letters: rows.into_iter().map(dead_letter).collect(),
@@ -48,7 +47,7 @@ pub(crate) async fn list(
 
 pub(crate) async fn retry(
     runtime: &Runtime,
-    ctx: &CallContext,
+    ctx: CallContext,
     req: pb::RetryDeadLettersRequest,
 ) -> ApiResult<pb::RetryDeadLettersResponse> {
     if req.dead_letter_ids.len() > MAX_RETRY_IDS {
@@ -57,8 +56,7 @@ pub(crate) async fn retry(
             format!("at most {MAX_RETRY_IDS} per call (leave it empty to retry all)"),
         ));
     }
-    let access = runtime.store.access(&ctx.principal);
-    let scope = access.tenant_scope(&req.tenant_id).await?;
+    let (access, scope) = ctx.tenant(runtime, &req.tenant_id).await?;
     let audit = AuditContext {
         request_id: ctx.request_id.clone(),
         reason: "retry of failed scoring work".into(),

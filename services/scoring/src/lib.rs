@@ -10,7 +10,6 @@
 //! ```
 
 mod api;
-mod convert;
 mod dead_letters;
 mod registry;
 mod watch;
@@ -50,9 +49,4 @@ pub fn mount(runtime: &Arc<Runtime>, mount: &mut Mount) {
             .max_decoding_message_size(limits.max_request_bytes)
             .max_encoding_message_size(limits.max_response_bytes),
     );
-}
-
-/// The cache key of a lead's score under a model (in the tenant's namespace).
-pub(crate) fn score_key(model_id: &str, lead_id: &str) -> String {
-    format!("score:{}:{model_id}:{lead_id}", model_id.len())
 }
