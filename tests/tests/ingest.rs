@@ -1,6 +1,7 @@
 //! Ingestion: durable, idempotent, validated, within quotas; export and erasure.
 
 #![allow(clippy::unwrap_used)]
+#![allow(clippy::disallowed_methods)] // tests build the timestamps a server checks from the wall clock (clippy.toml)
 
 use kelvin_integration_tests::json::to_struct;
 use kelvin_integration_tests::{TestApp, authed, fixtures, spawn_app, spawn_app_with};

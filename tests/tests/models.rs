@@ -1,6 +1,7 @@
 //! Scoring models as versioned, audited resources, through the API.
 
 #![allow(clippy::unwrap_used)]
+#![allow(clippy::disallowed_methods)] // tests build the timestamps a server checks from the wall clock (clippy.toml)
 
 use kelvin_integration_tests::json::{b2b_spec, to_struct};
 use kelvin_integration_tests::{TestApp, authed, fixtures, spawn_app};

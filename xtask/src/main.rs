@@ -1,6 +1,8 @@
 //! Project automation, as `cargo xtask <command>` (see `usage`): one entry point so that a
 //! developer's machine and CI run the tests, servers and linters the same way.
 
+#![allow(clippy::disallowed_methods)] // project automation, not the server (clippy.toml)
+
 mod bench;
 mod bench_report;
 mod chart;
@@ -24,6 +26,7 @@ usage: cargo xtask <command>
 
 commands:
   test       install what the tests need, lint the contract with buf, check the Helm chart,
+             the packaging, the house rules (tidy), cargo deny, rustfmt and clippy,
              then run the workspace's tests against SQLite and against PostgreSQL (with Redis),
              then the load benches in smoke mode, and print a summary (KELVIN_TEST_THREADS:
              threads per test binary, default 4)

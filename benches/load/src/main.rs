@@ -10,6 +10,8 @@
 //!   noisy one, on any build of the service binaries (before and after a fix).
 //! - `echo PORT`: B1's baseline server.
 
+#![allow(clippy::disallowed_methods)] // a client of the server: it reads the user's clock (clippy.toml)
+
 mod common;
 mod ingest;
 mod memory;

@@ -3,6 +3,8 @@
 //! streams a synthetic 90-day history (deterministic), then shows the band distribution, the
 //! hottest leads with their explanations, and what a second model version changes.
 
+#![allow(clippy::disallowed_methods)] // a client of the server: it reads the user's clock (clippy.toml)
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -34,13 +34,6 @@ impl IngestApi {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 fn rejected(id: String, (field, reason): Rejection) -> pb::ItemResult {
     pb::ItemResult {
         id,
@@ -150,7 +143,7 @@ impl IngestApi {
             count_events(tenant_id, "throttled", events.len());
             return Err(error);
         }
-        let now = now_ms();
+        let now = runtime.clock.now_ms();
         let max_bytes = runtime.config.ingest.max_item_bytes;
         let models = numeric.of(&access, &scope).await;
         let warned: Vec<_> = if warnings::reads_any(&models, Subject::Event) {

@@ -152,10 +152,3 @@ impl Worker {
         self.rescore_page().await
     }
 }
-
-/// Wall-clock milliseconds (lag is real time, whatever the scoring clock says).
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}

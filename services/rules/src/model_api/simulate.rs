@@ -65,7 +65,7 @@ impl ModelApi {
         }
         let as_of = match req.as_of {
             Some(t) => convert::millis("as_of", &t)?,
-            None => now_ms(),
+            None => self.runtime.clock.now_ms(),
         };
         let score = self
             .heavy
@@ -78,13 +78,6 @@ impl ModelApi {
             score: Some(kelvin_scores::score_pb(score, version, as_of)),
         })
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// The lead, company and events given inline in a SimulateScore request.

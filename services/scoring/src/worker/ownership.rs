@@ -8,8 +8,8 @@ use kelvin_scores::cache_entry;
 use kelvin_store::PARTITIONS;
 use kelvin_telemetry::metrics::instruments;
 
+use super::Worker;
 use super::passes::Pass;
-use super::{Worker, wall_ms};
 
 /// How far back scores are re-pushed to the cache when partitions are taken over: a replica
 /// that died between a commit and its write-through left at most its last seconds stale.
@@ -91,7 +91,8 @@ impl Worker {
     /// applies nothing (a stopped or starved scorer).
     async fn report_queue_age(&self) -> kelvin_store::Result<()> {
         let age = match self.db.oldest_work_time().await? {
-            Some(enqueued) => (wall_ms() - enqueued).max(0) as f64 / 1e3,
+            // Enqueue times come from the server's clock: lag is measured on the same one.
+            Some(enqueued) => (self.runtime.clock.now_ms() - enqueued).max(0) as f64 / 1e3,
             None => 0.0,
         };
         instruments().queue_oldest_age.record(age, &[]);

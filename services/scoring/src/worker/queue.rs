@@ -11,9 +11,9 @@ use kelvin_store::{ChangeCause, ScorerTxn, StoredEvent, WorkItem, WorkKind};
 use kelvin_telemetry::metrics::{instruments, kv};
 use tracing::Instrument as _;
 
+use super::Worker;
 use super::isolation::guarded;
 use super::leads::Touch;
-use super::{Worker, wall_ms};
 
 /// What a scoring transaction leaves to do after its commit.
 #[derive(Debug, Default)]
@@ -51,9 +51,9 @@ pub(super) fn score_events_spans<'a>(
 
 /// `kelvin.scoring.lag` for every consumed work item and `kelvin.scoring.events` per tenant for
 /// the events among them (applied from the queue or absorbed by a rebuild).
-fn record_consumed(consumed: &[(String, WorkKind, i64)]) {
+/// `done`: now on the server's clock, the one that stamped the enqueue times.
+fn record_consumed(consumed: &[(String, WorkKind, i64)], done: i64) {
     let instruments = instruments();
-    let done = wall_ms();
     let mut events: BTreeMap<&str, u64> = BTreeMap::new();
     for (tenant, kind, enqueued) in consumed {
         instruments.scoring_lag.record((done - enqueued).max(0) as f64 / 1e3, &[]);
@@ -195,7 +195,7 @@ impl Worker {
             self.hub.watcher.advance(tenant, *head);
         }
         tracing::debug!(scored = after.scored, changes = after.changes, "scoring batch committed");
-        record_consumed(&after.consumed);
+        record_consumed(&after.consumed, self.runtime.clock.now_ms());
         Ok(())
     }
 
