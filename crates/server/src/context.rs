@@ -62,7 +62,7 @@ pub fn call_context<T>(request: &Request<T>) -> Result<CallContext, ApiError> {
 /// response message or an [`ApiError`], which becomes the call's status here (see
 /// [`ApiError`]'s `From` impl: the one mapping of errors to statuses).
 ///
-/// ```ignore
+/// ```text
 /// async fn get_model(&self, request: Request<pb::GetModelRequest>) -> Reply<pb::GetModelResponse> {
 ///     handle(request, |ctx, req| async move {
 ///         let (access, scope) = ctx.tenant(&self.runtime, &req.tenant_id).await?;
