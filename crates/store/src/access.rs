@@ -3,7 +3,7 @@
 //! themselves are `impl Access` blocks in their own modules (organizations, tenants, API keys,
 //! audit, models, templates, ingest, export, erasure, scores, dead letters).
 
-use kelvin_auth::{Principal, Role};
+use kelvin_auth::Principal;
 use sea_orm::{DatabaseConnection, EntityTrait};
 
 use crate::entity::{organization, tenant};
@@ -56,14 +56,6 @@ impl<'a> Access<'a> {
 
     pub fn principal(&self) -> &Principal {
         self.principal
-    }
-
-    pub(crate) fn require_role(&self, role: Role, what: &str) -> Result<()> {
-        if self.principal.role() == role {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied(format!("{what} needs the {} role", role.as_str())))
-        }
     }
 
     pub(crate) async fn load_org(&self, id: &str) -> Result<organization::Model> {

@@ -28,7 +28,6 @@ impl Access<'_> {
 
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_api_key", otel.kind = "client"))]
     pub async fn create_api_key(&self, key: NewApiKey, ctx: &AuditContext) -> Result<ApiKey> {
-        self.require_role(Role::Admin, "creating an API key")?;
         let org = self.load_org(&key.org_id).await?;
         match &key.tenant_id {
             Some(t) => {
@@ -94,7 +93,6 @@ impl Access<'_> {
         page: &Page,
         show_revoked: bool,
     ) -> Result<(Vec<ApiKey>, String)> {
-        self.require_role(Role::Admin, "listing API keys")?;
         let org = self.load_org(org_id).await?;
         let mut query = api_key::Entity::find()
             .filter(api_key::Column::OrgId.eq(org.id.clone()))
@@ -123,7 +121,6 @@ impl Access<'_> {
     /// Revokes a key (idempotent: revoking a revoked key returns it unchanged).
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revoke_api_key", otel.kind = "client"))]
     pub async fn revoke_api_key(&self, id: &str, ctx: &AuditContext) -> Result<ApiKey> {
-        self.require_role(Role::Admin, "revoking an API key")?;
         if id.is_empty() {
             return Err(Error::invalid("api_key_id", "is required"));
         }

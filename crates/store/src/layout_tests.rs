@@ -1,6 +1,7 @@
 //! The store's module map stays a map: modules import each other without a circle (shared
 //! types live in their own modules, such as `queue.rs` and `rows.rs`, which both sides import),
-//! and no source file outside the migrations grows past 600 lines.
+//! and no source file outside the migrations grows past 600 lines. Roles are decided by the
+//! permission table in the call layer only: the store checks reach and never a role.
 //!
 //! Imports are read from the source text: every `crate::` path (and a nested module's
 //! `super::` path), outside comments and `#[cfg(test)] mod tests`, names the module it reaches
@@ -230,4 +231,28 @@ fn store_source_files_stay_under_600_lines() {
         })
         .collect();
     assert!(long.is_empty(), "split these by concern: {long:?}");
+}
+
+#[test]
+fn the_store_decides_reach_and_never_roles() {
+    let mut files = BTreeMap::new();
+    modules(&src(), "", &mut files);
+    let mut offenders = Vec::new();
+    for (module, path) in &files {
+        if module.starts_with("migration") || module == "layout_tests" {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        for needle in
+            ["principal.role()", ".role() ==", "require_role", "Role::Admin", "Role::Editor"]
+        {
+            if text.contains(needle) {
+                offenders.push(format!("{module}: {needle}"));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "roles are the permission table's (kelvin_auth::PERMISSIONS), not the store's: {offenders:?}"
+    );
 }

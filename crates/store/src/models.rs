@@ -2,7 +2,6 @@
 //! everything else, through [`Access`] and a [`TenantScope`]. Also the canonical JSON that
 //! versions (and templates) are stored and hashed as.
 
-use kelvin_auth::Role;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -366,7 +365,6 @@ impl Access<'_> {
         diff: Option<serde_json::Value>,
         ctx: &AuditContext,
     ) -> Result<(ScoringModel, ModelVersionRecord)> {
-        self.require_role(Role::Admin, "activating a model version")?;
         let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let current = Self::load_model(&txn, scope, model_id).await?;

@@ -1,6 +1,5 @@
 //! Organizations (agencies): creating, reading and listing them.
 
-use kelvin_auth::Role;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -19,7 +18,6 @@ impl Access<'_> {
         request_id: &str,
         ctx: &AuditContext,
     ) -> Result<Organization> {
-        self.require_role(Role::Admin, "creating an organization")?;
         if !self.principal.is_platform() {
             return Err(Error::PermissionDenied(
                 "creating an organization needs a platform token".into(),

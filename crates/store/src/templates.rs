@@ -1,7 +1,6 @@
 //! An organization's model templates: specs with named parameters that its tenants' models
 //! start from. Reach-checked through [`Access`]; only organization-wide principals see them.
 
-use kelvin_auth::Role;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -68,7 +67,6 @@ impl Access<'_> {
         template: TemplateRecord,
         ctx: &AuditContext,
     ) -> Result<TemplateRecord> {
-        self.require_role(Role::Admin, "creating a template")?;
         self.org_wide(&template.org_id, "creating a template").await?;
         validate_id("template.template_id", &template.id)?;
         validate_display_name("template.display_name", &template.display_name)?;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use kelvin_auth::{Role, TenantReach};
+use kelvin_auth::TenantReach;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -17,7 +17,6 @@ use crate::{Access, Error, NewTenant, Page, Result, Tenant, TenantPatch, TenantS
 impl Access<'_> {
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_tenant", otel.kind = "client"))]
     pub async fn create_tenant(&self, new: NewTenant, ctx: &AuditContext) -> Result<Tenant> {
-        self.require_role(Role::Admin, "creating a tenant")?;
         let org = self.load_org(&new.org_id).await?;
         if !self.principal.is_org_wide(&org.id) {
             return Err(Error::PermissionDenied(
@@ -118,7 +117,6 @@ impl Access<'_> {
         patch: TenantPatch,
         ctx: &AuditContext,
     ) -> Result<Tenant> {
-        self.require_role(Role::Admin, "updating a tenant")?;
         let current = self.load_tenant(id, false).await?;
         if let Some(name) = &patch.display_name {
             validate_display_name("tenant.display_name", name)?;
@@ -181,7 +179,6 @@ impl Access<'_> {
         purge_after_ms: i64,
         ctx: &AuditContext,
     ) -> Result<Tenant> {
-        self.require_role(Role::Admin, "deleting a tenant")?;
         let current = self.load_tenant(id, false).await?;
         if !self.principal.is_org_wide(&current.org_id) {
             return Err(Error::PermissionDenied(
