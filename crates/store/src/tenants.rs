@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use kelvin_auth::TenantReach;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use crate::audit::{self, AuditContext, Entry, json};
@@ -148,27 +149,7 @@ impl Access<'_> {
         if update.exec(&txn).await?.rows_affected != 1 {
             return Err(Error::Aborted(format!("tenant `{id}` was changed concurrently")));
         }
-        let after: Tenant = tenant::Entity::find_by_id(current.id.clone())
-            .one(&txn)
-            .await?
-            .ok_or_else(|| Error::not_found("tenant", id))?
-            .try_into()?;
-        audit::commit(
-            txn,
-            self.principal.actor(),
-            ctx,
-            Entry {
-                org_id: Some(&after.org_id),
-                tenant_id: Some(&after.id),
-                action: "tenant.update",
-                resource: format!("tenants/{}", after.id),
-                before: json(&before),
-                after: json(&after),
-            },
-            now,
-        )
-        .await?;
-        Ok(after)
+        self.commit_change(txn, &current.id, "tenant.update", &before, ctx, now).await
     }
 
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.delete_tenant", otel.kind = "client"))]
@@ -206,7 +187,20 @@ impl Access<'_> {
         if done.rows_affected != 1 {
             return Err(Error::Aborted(format!("tenant `{id}` was changed concurrently")));
         }
-        let after: Tenant = tenant::Entity::find_by_id(current.id.clone())
+        self.commit_change(txn, &current.id, "tenant.delete", &before, ctx, now).await
+    }
+
+    /// Reads the tenant back inside `txn`, audits `action` from `before` to it and commits.
+    async fn commit_change(
+        &self,
+        txn: DatabaseTransaction,
+        id: &str,
+        action: &'static str,
+        before: &Tenant,
+        ctx: &AuditContext,
+        now: i64,
+    ) -> Result<Tenant> {
+        let after: Tenant = tenant::Entity::find_by_id(id.to_owned())
             .one(&txn)
             .await?
             .ok_or_else(|| Error::not_found("tenant", id))?
@@ -218,9 +212,9 @@ impl Access<'_> {
             Entry {
                 org_id: Some(&after.org_id),
                 tenant_id: Some(&after.id),
-                action: "tenant.delete",
+                action,
                 resource: format!("tenants/{}", after.id),
-                before: json(&before),
+                before: json(before),
                 after: json(&after),
             },
             now,
