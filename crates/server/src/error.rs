@@ -54,6 +54,30 @@ impl ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Names the request field a parsed value came from: the store's value types
+/// ([`kelvin_store::ResourceId`], [`kelvin_store::DisplayName`], [`kelvin_store::Labels`]) say
+/// only why a value is wrong, the service says where (`.at("template.template_id")`).
+pub trait At<T> {
+    fn at(self, field: &str) -> ApiResult<T>;
+}
+
+impl<T> At<T> for Result<T, kelvin_store::Invalid> {
+    fn at(self, field: &str) -> ApiResult<T> {
+        self.map_err(|e| ApiError::invalid(format!("{field}{}", e.suffix), e.reason))
+    }
+}
+
+/// Every page request names its fields the same way (`page_size`, `page_token`).
+impl From<kelvin_store::PageInvalid> for ApiError {
+    fn from(e: kelvin_store::PageInvalid) -> Self {
+        let field = match e.field {
+            kelvin_store::PageField::Size => "page_size",
+            kelvin_store::PageField::Token => "page_token",
+        };
+        Self::invalid(field, e.reason)
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         use kelvin_store::Error as S;
@@ -64,6 +88,7 @@ impl From<ApiError> for Status {
                 S::AlreadyExists { .. } => Status::already_exists(bounded(e.to_string())),
                 S::PermissionDenied(_) => Status::permission_denied(bounded(e.to_string())),
                 S::InvalidArgument { .. } => Status::invalid_argument(bounded(e.to_string())),
+                S::MalformedPageToken => Status::from(ApiError::invalid("page_token", "malformed")),
                 S::Aborted(_) => Status::aborted(bounded(e.to_string())),
                 S::FailedPrecondition(_) => Status::failed_precondition(bounded(e.to_string())),
                 // The database is unreachable or busy: the caller may retry (logged, with no

@@ -23,7 +23,7 @@ pub use cli::{
     serve, shutdown_signal,
 };
 pub use context::{CallContext, Reply, call_context, handle};
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, At};
 pub use heavy::HeavyWork;
 pub use kelvin_clock::Clock;
 pub use mask::{MutableField, UpdateFields};

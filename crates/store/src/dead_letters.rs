@@ -154,8 +154,7 @@ impl Access<'_> {
             .filter(scoring_dead_letter::Column::TenantId.eq(scope.tenant_id()))
             .order_by_asc(scoring_dead_letter::Column::Id);
         if let Some(after) = &page.after {
-            let after: i64 =
-                after.parse().map_err(|_| Error::invalid("page_token", "malformed"))?;
+            let after: i64 = after.parse().map_err(|_| Error::MalformedPageToken)?;
             query = query.filter(scoring_dead_letter::Column::Id.gt(after));
         }
         let rows = query.limit(page.fetch_limit()).all(self.db).await?;

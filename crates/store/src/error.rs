@@ -12,6 +12,10 @@ pub enum Error {
     PermissionDenied(String),
     #[error("invalid {field}: {message}")]
     InvalidArgument { field: String, message: String },
+    /// A page key the store itself decodes (after [`crate::Page::parse`]) is not one it
+    /// handed out: the service edge answers INVALID_ARGUMENT on the request's page token.
+    #[error("malformed page token")]
+    MalformedPageToken,
     /// An etag or expected version did not match.
     #[error("{0}")]
     Aborted(String),

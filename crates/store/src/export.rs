@@ -52,7 +52,7 @@ enum ExportAfter<'a> {
 
 fn export_after(key: Option<&str>) -> Result<ExportAfter<'_>> {
     let Some(key) = key else { return Ok(ExportAfter::Start) };
-    let malformed = || Error::invalid("page_token", "malformed");
+    let malformed = || Error::MalformedPageToken;
     let mut parts = key.splitn(3, ':');
     let (kind, time, id) = (parts.next(), parts.next(), parts.next());
     let time: i64 = time.and_then(|t| t.parse().ok()).ok_or_else(malformed)?;

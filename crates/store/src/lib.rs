@@ -15,6 +15,7 @@ mod erasure;
 mod error;
 mod export;
 mod ingest;
+mod input;
 #[cfg(test)]
 mod layout_tests;
 mod migration;
@@ -45,9 +46,10 @@ pub use dead_letters::DeadLetter;
 pub use error::{Error, Result};
 pub use export::{ExportItem, LeadExport, LeadExportPage};
 pub use ingest::{CompanyUpsert, LeadUpsert, NewEvent, NewOutcome, Written};
+pub use input::{DisplayName, Invalid, Labels, ResourceId};
 pub use kelvin_auth::Principal;
 pub use models::{Activation, ActivationKind, ModelVersionRecord, ScoringModel, canonical_json};
-pub use page::Page;
+pub use page::{Page, PageField, PageInvalid};
 pub use queue::{NewWork, PARTITIONS, WorkItem, WorkKind, partition_of};
 pub use rows::{
     ActiveVersion, ChangeCause, CompanyRow, LeadRow, NewChange, ScoreChangeRecord,

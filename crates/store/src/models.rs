@@ -338,8 +338,7 @@ impl Access<'_> {
             .filter(model_version::Column::ModelId.eq(model_id))
             .order_by_desc(model_version::Column::Version);
         if let Some(after) = &page.after {
-            let after: i64 =
-                after.parse().map_err(|_| Error::invalid("page_token", "malformed"))?;
+            let after: i64 = after.parse().map_err(|_| Error::MalformedPageToken)?;
             query = query.filter(model_version::Column::Version.lt(after));
         }
         let rows = query.limit(page.fetch_limit()).all(self.db).await?;

@@ -3,7 +3,20 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::{Error, Result};
+/// Which part of a page request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageField {
+    Size,
+    Token,
+}
+
+/// A refused page request: which part, and why (the service edge names the request field).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct PageInvalid {
+    pub field: PageField,
+    pub reason: &'static str,
+}
 
 const DEFAULT_PAGE_SIZE: u64 = 50;
 const MAX_PAGE_SIZE: i32 = 1000;
@@ -18,22 +31,21 @@ pub struct Page {
 
 impl Page {
     /// Validates `page_size` (0 means the default, at most 1000) and `page_token`.
-    pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
+    pub fn parse(page_size: i32, page_token: &str) -> Result<Self, PageInvalid> {
         if !(0..=MAX_PAGE_SIZE).contains(&page_size) {
-            return Err(Error::invalid("page_size", "must be between 0 and 1000"));
+            return Err(PageInvalid {
+                field: PageField::Size,
+                reason: "must be between 0 and 1000",
+            });
         }
+        let malformed = || PageInvalid { field: PageField::Token, reason: "malformed" };
         let size = if page_size == 0 { DEFAULT_PAGE_SIZE } else { page_size as u64 };
         let after = if page_token.is_empty() {
             None
         } else {
-            let bytes = URL_SAFE_NO_PAD
-                .decode(page_token)
-                .map_err(|_| Error::invalid("page_token", "malformed"))?;
-            let text =
-                String::from_utf8(bytes).map_err(|_| Error::invalid("page_token", "malformed"))?;
-            let key = text
-                .strip_prefix("k1:")
-                .ok_or_else(|| Error::invalid("page_token", "malformed"))?;
+            let bytes = URL_SAFE_NO_PAD.decode(page_token).map_err(|_| malformed())?;
+            let text = String::from_utf8(bytes).map_err(|_| malformed())?;
+            let key = text.strip_prefix("k1:").ok_or_else(malformed)?;
             Some(key.to_owned())
         };
         Ok(Self { size, after })
@@ -72,15 +84,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_round_trip_and_bad_input_names_the_field() {
+    fn tokens_round_trip_and_bad_input_says_which_part() {
         let page = Page::parse(2, "").unwrap();
         let (rows, token) = page.finish(vec!["a", "b", "c"], |r| (*r).to_owned());
         assert_eq!(rows, ["a", "b"]);
         assert_eq!(Page::parse(2, &token).unwrap().after.as_deref(), Some("b"));
         assert_eq!(page.finish(vec!["a", "b"], |r| (*r).to_owned()).1, "");
-        assert!(Page::parse(-1, "").unwrap_err().to_string().contains("page_size"));
-        assert!(Page::parse(1001, "").unwrap_err().to_string().contains("page_size"));
-        assert!(Page::parse(0, "!!").unwrap_err().to_string().contains("page_token"));
+        assert_eq!(Page::parse(-1, "").unwrap_err().field, PageField::Size);
+        assert_eq!(Page::parse(1001, "").unwrap_err().field, PageField::Size);
+        assert_eq!(Page::parse(0, "!!").unwrap_err().field, PageField::Token);
         assert_eq!(Page::parse(0, "").unwrap().size, 50);
     }
 }

@@ -41,9 +41,8 @@ type BandCount = (String, String, i64);
 
 /// Splits a ranking page key `total:id`.
 fn rank_key(key: &str) -> Result<(i64, String)> {
-    let (total, id) =
-        key.split_once(':').ok_or_else(|| Error::invalid("page_token", "malformed"))?;
-    let total = total.parse().map_err(|_| Error::invalid("page_token", "malformed"))?;
+    let (total, id) = key.split_once(':').ok_or(Error::MalformedPageToken)?;
+    let total = total.parse().map_err(|_| Error::MalformedPageToken)?;
     Ok((total, id.to_owned()))
 }
 
@@ -267,7 +266,7 @@ impl Access<'_> {
             query = query.filter(C::BandChanged.eq(true));
         }
         if let Some(after) = &page.after {
-            let no: i64 = after.parse().map_err(|_| Error::invalid("page_token", "malformed"))?;
+            let no: i64 = after.parse().map_err(|_| Error::MalformedPageToken)?;
             query = query.filter(C::ChangeNo.lt(no));
         }
         let rows = query

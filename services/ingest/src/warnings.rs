@@ -73,7 +73,8 @@ async fn load(
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
-        let page = Page::parse(1000, &token)?;
+        let page =
+            Page::parse(1000, &token).map_err(|_| kelvin_store::Error::MalformedPageToken)?;
         let (models, next) = access.list_models(scope, &page).await?;
         for m in models.into_iter().filter(|m| m.active_version > 0) {
             let known = previous.and_then(|p| {
