@@ -269,7 +269,9 @@ async fn bootstrap_admin(
                 org_id: String::new(),
                 tenant_id: None,
                 role: Role::Admin,
-                display_name: "bootstrap admin".into(),
+                // A fixed, valid name: the default is never taken.
+                display_name: kelvin_store::DisplayName::parse("bootstrap admin")
+                    .unwrap_or_default(),
                 expire_time_ms: expire * 1000,
             },
             "system:bootstrap",

@@ -129,6 +129,15 @@ pub async fn admin_token(config: &Config, args: &AdminTokenArgs) -> anyhow::Resu
     let expire = now + args.ttl.as_secs();
     let org = args.org.clone().filter(|o| o != "*").unwrap_or_default();
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    // The key's name and lifetime are checked here, at the command's edge, as CreateApiKey
+    // checks them at the API's.
+    let display_name = kelvin_store::DisplayName::parse(&args.name)
+        .map_err(|e| anyhow::anyhow!("invalid display_name: {e}"))?;
+    let expire_time_ms = kelvin_store::key_expiry(
+        i64::try_from(expire.saturating_mul(1000))?,
+        store.clock().now_ms(),
+    )
+    .map_err(|e| anyhow::anyhow!("invalid expire_time: {e}"))?;
     let key = store
         .create_operator_key(
             NewApiKey {
@@ -136,8 +145,8 @@ pub async fn admin_token(config: &Config, args: &AdminTokenArgs) -> anyhow::Resu
                 org_id: org.clone(),
                 tenant_id: None,
                 role: Role::Admin,
-                display_name: args.name.clone(),
-                expire_time_ms: i64::try_from(expire.saturating_mul(1000))?,
+                display_name,
+                expire_time_ms,
             },
             &format!("operator:{user}"),
             "admin-token command",

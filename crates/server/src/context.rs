@@ -30,12 +30,15 @@ impl CallContext {
     }
 
     /// The store as this caller reaches it, and the tenant `tenant_id` within that reach
-    /// (NOT_FOUND when it is out of reach or missing): what most handlers start with.
+    /// (INVALID_ARGUMENT on `tenant_id` when empty, NOT_FOUND when it is out of reach or
+    /// missing): what most handlers start with.
     pub async fn tenant<'a>(
         &'a self,
         runtime: &'a Runtime,
         tenant_id: &str,
     ) -> ApiResult<(Access<'a>, TenantScope)> {
+        use crate::At;
+        let tenant_id = kelvin_store::required(tenant_id).at("tenant_id")?;
         let access = self.access(runtime);
         let scope = access.tenant_scope(tenant_id).await?;
         Ok((access, scope))

@@ -87,7 +87,7 @@ impl From<ApiError> for Status {
                 S::NotFound { .. } => Status::not_found(bounded(e.to_string())),
                 S::AlreadyExists { .. } => Status::already_exists(bounded(e.to_string())),
                 S::PermissionDenied(_) => Status::permission_denied(bounded(e.to_string())),
-                S::InvalidArgument { .. } => Status::invalid_argument(bounded(e.to_string())),
+                S::UnknownBand { .. } => Status::from(ApiError::invalid("band", e.to_string())),
                 S::MalformedPageToken => Status::from(ApiError::invalid("page_token", "malformed")),
                 S::Aborted(_) => Status::aborted(bounded(e.to_string())),
                 S::FailedPrecondition(_) => Status::failed_precondition(bounded(e.to_string())),

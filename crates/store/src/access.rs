@@ -59,9 +59,6 @@ impl<'a> Access<'a> {
     }
 
     pub(crate) async fn load_org(&self, id: &str) -> Result<organization::Model> {
-        if id.is_empty() {
-            return Err(Error::invalid("organization_id", "is required"));
-        }
         if !self.principal.reaches_org(id) {
             return Err(Error::not_found("organization", id));
         }
@@ -76,9 +73,6 @@ impl<'a> Access<'a> {
         id: &str,
         include_deleted: bool,
     ) -> Result<tenant::Model> {
-        if id.is_empty() {
-            return Err(Error::invalid("tenant_id", "is required"));
-        }
         let row = tenant::Entity::find_by_id(id.to_owned()).one(self.db).await?;
         match row {
             Some(t)

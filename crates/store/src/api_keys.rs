@@ -11,10 +11,8 @@ use sea_orm::{
 
 use crate::audit::{self, AuditContext, Entry, json};
 use crate::entity::{api_key, organization, tenant};
-use crate::types::{ApiKeyState, validate_display_name};
+use crate::types::ApiKeyState;
 use crate::{Access, ApiKey, Error, NewApiKey, Page, Result};
-
-const MAX_KEY_LIFETIME_MS: i64 = 2 * 366 * 24 * 3600 * 1000;
 
 impl Access<'_> {
     /// Whether the principal may see (and manage) the key `k`.
@@ -44,21 +42,14 @@ impl Access<'_> {
                 }
             }
         }
-        validate_display_name("display_name", &key.display_name)?;
         let now = self.clock.now_ms();
-        if key.expire_time_ms <= now {
-            return Err(Error::invalid("expire_time", "must be in the future"));
-        }
-        if key.expire_time_ms > now + MAX_KEY_LIFETIME_MS {
-            return Err(Error::invalid("expire_time", "must be at most 2 years ahead"));
-        }
         let txn = crate::write_txn(self.db).await?;
         let row = api_key::ActiveModel {
             id: Set(key.id.clone()),
             org_id: Set(Some(org.id.clone())),
             tenant_id: Set(key.tenant_id.clone()),
             role: Set(key.role.as_str().to_owned()),
-            display_name: Set(key.display_name.clone()),
+            display_name: Set(key.display_name.as_str().to_owned()),
             creator: Set(self.principal.actor().to_owned()),
             create_time: Set(now),
             expire_time: Set(key.expire_time_ms),
@@ -121,9 +112,6 @@ impl Access<'_> {
     /// Revokes a key (idempotent: revoking a revoked key returns it unchanged).
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revoke_api_key", otel.kind = "client"))]
     pub async fn revoke_api_key(&self, id: &str, ctx: &AuditContext) -> Result<ApiKey> {
-        if id.is_empty() {
-            return Err(Error::invalid("api_key_id", "is required"));
-        }
         let row = api_key::Entity::find_by_id(id.to_owned()).one(self.db).await?;
         let row = match row {
             Some(k) if self.sees_key(&k) => k,
@@ -226,22 +214,15 @@ pub(crate) async fn create_system_key(
         Some(key.org_id.clone())
     };
     if key.tenant_id.is_some() {
-        return Err(Error::invalid("tenant_id", "operator keys reach every tenant"));
+        return Err(Error::FailedPrecondition("operator keys reach every tenant".into()));
     }
-    if key.expire_time_ms <= now {
-        return Err(Error::invalid("expire_time", "must be in the future"));
-    }
-    if key.expire_time_ms > now + MAX_KEY_LIFETIME_MS {
-        return Err(Error::invalid("expire_time", "must be at most 2 years ahead"));
-    }
-    validate_display_name("display_name", &key.display_name)?;
     let txn = crate::write_txn(db).await?;
     let row = api_key::ActiveModel {
         id: Set(key.id.clone()),
         org_id: Set(org_id.clone()),
         tenant_id: Set(None),
         role: Set(key.role.as_str().to_owned()),
-        display_name: Set(key.display_name.clone()),
+        display_name: Set(key.display_name.as_str().to_owned()),
         creator: Set(actor.to_owned()),
         create_time: Set(now),
         expire_time: Set(key.expire_time_ms),

@@ -94,9 +94,6 @@ impl Access<'_> {
             query = query.filter(audit_event::Column::TenantId.is_in(list.clone()));
         }
         if !filter.model_id.is_empty() {
-            if filter.tenant_id.is_empty() {
-                return Err(Error::invalid("tenant_id", "is required with model_id"));
-            }
             let resource = format!("tenants/{}/models/{}", filter.tenant_id, filter.model_id);
             query = query.filter(
                 Condition::any()

@@ -10,8 +10,10 @@ pub enum Error {
     AlreadyExists { kind: &'static str, id: String },
     #[error("permission denied: {0}")]
     PermissionDenied(String),
-    #[error("invalid {field}: {message}")]
-    InvalidArgument { field: String, message: String },
+    /// A lead filter asks for a band the model does not have (`Hot` for `hot`): a mistake, not
+    /// an empty page. The service edge answers INVALID_ARGUMENT on the request's band.
+    #[error("model `{model_id}` has no band `{band}`; its bands: {bands}")]
+    UnknownBand { model_id: String, band: String, bands: String },
     /// A page key the store itself decodes (after [`crate::Page::parse`]) is not one it
     /// handed out: the service edge answers INVALID_ARGUMENT on the request's page token.
     #[error("malformed page token")]
@@ -30,10 +32,6 @@ pub enum Error {
 impl Error {
     pub(crate) fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         Self::NotFound { kind, id: id.into() }
-    }
-
-    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::InvalidArgument { field: field.into(), message: message.into() }
     }
 
     /// Whether the error says nothing about the work being done: the database is unreachable,

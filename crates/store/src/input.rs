@@ -20,6 +20,26 @@ impl Invalid {
     }
 }
 
+/// A value that must be present: `value`, or "is required" when it is empty. For lookups by an
+/// id the caller gives, whose format is not checked (an unknown id is NOT_FOUND).
+pub fn required(value: &str) -> Result<&str, Invalid> {
+    if value.is_empty() { Err(Invalid::new("is required")) } else { Ok(value) }
+}
+
+/// The longest an API key lives.
+const MAX_KEY_LIFETIME_MS: i64 = 2 * 366 * 24 * 3600 * 1000;
+
+/// An API key's expiry (milliseconds since the epoch): after `now_ms`, at most 2 years ahead.
+pub fn key_expiry(expire_time_ms: i64, now_ms: i64) -> Result<i64, Invalid> {
+    if expire_time_ms <= now_ms {
+        return Err(Invalid::new("must be in the future"));
+    }
+    if expire_time_ms > now_ms + MAX_KEY_LIFETIME_MS {
+        return Err(Invalid::new("must be at most 2 years ahead"));
+    }
+    Ok(expire_time_ms)
+}
+
 /// A resource id: 1-63 characters of `[a-z0-9-]`, starting with a letter, not ending with `-`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceId(String);

@@ -1,7 +1,8 @@
 //! The store's module map stays a map: modules import each other without a circle (shared
 //! types live in their own modules, such as `queue.rs` and `rows.rs`, which both sides import),
 //! and no source file outside the migrations grows past 600 lines. Roles are decided by the
-//! permission table in the call layer only: the store checks reach and never a role.
+//! permission table in the call layer only: the store checks reach and never a role. Requests
+//! are parsed at the service edge: the store never refuses a request field by name.
 //!
 //! Imports are read from the source text: every `crate::` path (and a nested module's
 //! `super::` path), outside comments and `#[cfg(test)] mod tests`, names the module it reaches
@@ -254,5 +255,39 @@ fn the_store_decides_reach_and_never_roles() {
     assert!(
         offenders.is_empty(),
         "roles are the permission table's (kelvin_auth::PERMISSIONS), not the store's: {offenders:?}"
+    );
+}
+
+#[test]
+fn the_store_never_names_a_request_field() {
+    let mut files = BTreeMap::new();
+    modules(&src(), "", &mut files);
+    let mut offenders = Vec::new();
+    for (module, path) in &files {
+        if module.starts_with("migration") || module == "layout_tests" {
+            continue;
+        }
+        let text = code(&std::fs::read_to_string(path).unwrap());
+        for needle in [
+            "InvalidArgument",
+            "invalid(",
+            "\"page_token\"",
+            "\"page_size\"",
+            "\"display_name\"",
+            "\"labels\"",
+            "\"expire_time\"",
+            "\"template.template_id\"",
+            "\"template.display_name\"",
+            "\"tenant.display_name\"",
+        ] {
+            if text.contains(needle) {
+                offenders.push(format!("{module}: {needle}"));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "parse requests at the service edge (kelvin_store::ResourceId, DisplayName, Labels, \
+         Page::parse; the service names the field with kelvin_server::At): {offenders:?}"
     );
 }

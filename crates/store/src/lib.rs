@@ -46,7 +46,7 @@ pub use dead_letters::DeadLetter;
 pub use error::{Error, Result};
 pub use export::{ExportItem, LeadExport, LeadExportPage};
 pub use ingest::{CompanyUpsert, LeadUpsert, NewEvent, NewOutcome, Written};
-pub use input::{DisplayName, Invalid, Labels, ResourceId};
+pub use input::{DisplayName, Invalid, Labels, ResourceId, key_expiry, required};
 pub use kelvin_auth::Principal;
 pub use models::{Activation, ActivationKind, ModelVersionRecord, ScoringModel, canonical_json};
 pub use page::{Page, PageField, PageInvalid};
@@ -60,7 +60,7 @@ pub use scoring::{ScorerDb, ScorerTxn};
 pub use templates::{TemplateParam, TemplateRecord};
 pub use types::{
     ApiKey, ApiKeyState, AuditEvent, AuditFilter, NewApiKey, NewTenant, Organization, Tenant,
-    TenantPatch, TenantState, validate_id,
+    TenantPatch, TenantState,
 };
 
 /// A pool of connections to the relational store.

@@ -11,8 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{self, AuditContext, Entry};
 use crate::entity::{model, model_activation, model_version};
-use crate::types::{validate_display_name, validate_id};
-use crate::{Access, Error, Page, Result, TenantScope};
+use crate::{Access, DisplayName, Error, Page, ResourceId, Result, TenantScope};
 
 /// A tenant's named scoring model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -155,9 +154,6 @@ impl Access<'_> {
         scope: &TenantScope,
         model_id: &str,
     ) -> Result<model::Model> {
-        if model_id.is_empty() {
-            return Err(Error::invalid("model_id", "is required"));
-        }
         model::Entity::find_by_id((scope.tenant_id().to_owned(), model_id.to_owned()))
             .one(db)
             .await?
@@ -168,12 +164,11 @@ impl Access<'_> {
     pub async fn create_model(
         &self,
         scope: &TenantScope,
-        model_id: &str,
-        display_name: &str,
+        model_id: &ResourceId,
+        display_name: &DisplayName,
         ctx: &AuditContext,
     ) -> Result<ScoringModel> {
-        validate_id("model_id", model_id)?;
-        validate_display_name("display_name", display_name)?;
+        let (model_id, display_name) = (model_id.as_str(), display_name.as_str());
         let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let key = (scope.tenant_id().to_owned(), model_id.to_owned());
@@ -307,9 +302,6 @@ impl Access<'_> {
     ) -> Result<ModelVersionRecord> {
         let model = Self::load_model(self.db, scope, model_id).await?;
         let wanted = if version == 0 { model.active_version } else { version };
-        if version < 0 {
-            return Err(Error::invalid("version", "must not be negative"));
-        }
         if wanted == 0 {
             return Err(Error::not_found("active version of model", model_id));
         }
@@ -367,10 +359,6 @@ impl Access<'_> {
         let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let current = Self::load_model(&txn, scope, model_id).await?;
-        let field = if kind == ActivationKind::Rollback { "to_version" } else { "version" };
-        if version <= 0 {
-            return Err(Error::invalid(field, "must be a version number"));
-        }
         let row = model_version::Entity::find_by_id((
             scope.tenant_id().to_owned(),
             model_id.to_owned(),

@@ -6,15 +6,15 @@ use sea_orm::{
 
 use crate::audit::{self, AuditContext, Entry, json};
 use crate::entity::organization;
-use crate::types::{etag, generated_id, validate_display_name, validate_id};
-use crate::{Access, Error, Organization, Page, Result};
+use crate::types::{etag, generated_id};
+use crate::{Access, DisplayName, Error, Organization, Page, ResourceId, Result};
 
 impl Access<'_> {
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_organization", otel.kind = "client"))]
     pub async fn create_organization(
         &self,
-        id: &str,
-        display_name: &str,
+        id: Option<&ResourceId>,
+        display_name: &DisplayName,
         request_id: &str,
         ctx: &AuditContext,
     ) -> Result<Organization> {
@@ -23,10 +23,6 @@ impl Access<'_> {
                 "creating an organization needs a platform token".into(),
             ));
         }
-        if !id.is_empty() {
-            validate_id("organization_id", id)?;
-        }
-        validate_display_name("display_name", display_name)?;
         if !request_id.is_empty() {
             let existing = organization::Entity::find()
                 .filter(organization::Column::CreateRequestId.eq(request_id))
@@ -36,7 +32,8 @@ impl Access<'_> {
                 return Ok(org.into());
             }
         }
-        let id = if id.is_empty() { generated_id("org") } else { id.to_owned() };
+        let id = id.map_or_else(|| generated_id("org"), |id| id.as_str().to_owned());
+        let display_name = display_name.as_str();
         let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         if organization::Entity::find_by_id(id.clone()).one(&txn).await?.is_some() {

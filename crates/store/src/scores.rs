@@ -149,13 +149,11 @@ impl Access<'_> {
             // A band the model does not have is a mistake (`Hot` for `hot`), not an empty page.
             let labels = self.band_labels(scope, &m).await?;
             if !labels.contains(band) {
-                return Err(Error::invalid(
-                    "band",
-                    format!(
-                        "model `{model_id}` has no band `{band}`; its bands: {}",
-                        labels.join(", ")
-                    ),
-                ));
+                return Err(Error::UnknownBand {
+                    model_id: model_id.to_owned(),
+                    band: band.clone(),
+                    bands: labels.join(", "),
+                });
             }
             query = query.filter(C::Band.eq(band.as_str()));
         }

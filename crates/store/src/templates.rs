@@ -9,7 +9,6 @@ use serde::Serialize;
 use crate::audit::{self, AuditContext, Entry};
 use crate::entity::template;
 use crate::models::canonical_json;
-use crate::types::{validate_display_name, validate_id};
 use crate::{Access, Error, Page, Result};
 
 /// A named template parameter.
@@ -68,8 +67,6 @@ impl Access<'_> {
         ctx: &AuditContext,
     ) -> Result<TemplateRecord> {
         self.org_wide(&template.org_id, "creating a template").await?;
-        validate_id("template.template_id", &template.id)?;
-        validate_display_name("template.display_name", &template.display_name)?;
         let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         let key = (template.org_id.clone(), template.id.clone());

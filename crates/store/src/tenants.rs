@@ -12,7 +12,7 @@ use sea_orm::{
 
 use crate::audit::{self, AuditContext, Entry, json};
 use crate::entity::tenant;
-use crate::types::{etag, generated_id, validate_display_name, validate_id, validate_labels};
+use crate::types::{etag, generated_id};
 use crate::{Access, Error, NewTenant, Page, Result, Tenant, TenantPatch, TenantState};
 
 impl Access<'_> {
@@ -24,11 +24,6 @@ impl Access<'_> {
                 "creating a tenant needs an organization-wide token".into(),
             ));
         }
-        if !new.id.is_empty() {
-            validate_id("tenant_id", &new.id)?;
-        }
-        validate_display_name("display_name", &new.display_name)?;
-        validate_labels(&new.labels)?;
         if !new.request_id.is_empty() {
             let existing = tenant::Entity::find()
                 .filter(tenant::Column::OrgId.eq(org.id.clone()))
@@ -39,7 +34,7 @@ impl Access<'_> {
                 return t.try_into();
             }
         }
-        let id = if new.id.is_empty() { generated_id("t") } else { new.id.clone() };
+        let id = new.id.as_ref().map_or_else(|| generated_id("t"), |id| id.as_str().to_owned());
         let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
         if tenant::Entity::find_by_id(id.clone()).one(&txn).await?.is_some() {
@@ -48,8 +43,8 @@ impl Access<'_> {
         let row = tenant::ActiveModel {
             id: Set(id),
             org_id: Set(org.id.clone()),
-            display_name: Set(new.display_name.clone()),
-            labels: Set(labels_json(&new.labels)),
+            display_name: Set(new.display_name.as_str().to_owned()),
+            labels: Set(labels_json(new.labels.as_map())),
             state: Set("active".into()),
             create_request_id: Set((!new.request_id.is_empty()).then(|| new.request_id.clone())),
             create_time: Set(now),
@@ -119,12 +114,6 @@ impl Access<'_> {
         ctx: &AuditContext,
     ) -> Result<Tenant> {
         let current = self.load_tenant(id, false).await?;
-        if let Some(name) = &patch.display_name {
-            validate_display_name("tenant.display_name", name)?;
-        }
-        if let Some(labels) = &patch.labels {
-            validate_labels(labels)?;
-        }
         let before: Tenant = current.clone().try_into()?;
         if !patch.etag.is_empty() && patch.etag != before.etag {
             return Err(Error::Aborted(format!(
@@ -140,10 +129,12 @@ impl Access<'_> {
             .filter(tenant::Column::Version.eq(current.version))
             .filter(tenant::Column::State.eq("active"));
         if let Some(name) = &patch.display_name {
-            update = update.col_expr(tenant::Column::DisplayName, Expr::value(name.clone()));
+            update =
+                update.col_expr(tenant::Column::DisplayName, Expr::value(name.as_str().to_owned()));
         }
         if let Some(labels) = &patch.labels {
-            update = update.col_expr(tenant::Column::Labels, Expr::value(labels_json(labels)));
+            update =
+                update.col_expr(tenant::Column::Labels, Expr::value(labels_json(labels.as_map())));
         }
         let txn = crate::write_txn(self.db).await?;
         if update.exec(&txn).await?.rows_affected != 1 {

@@ -5,59 +5,7 @@ use std::collections::BTreeMap;
 use kelvin_auth::Role;
 use serde::Serialize;
 
-use crate::{Error, Result};
-
-/// Checks a resource id: 1-63 characters of `[a-z0-9-]`, starting with a letter, not ending
-/// with `-`.
-pub fn validate_id(field: &str, id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 63
-        && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && !id.ends_with('-')
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            field,
-            "must be 1-63 characters of [a-z0-9-], start with a letter and not end with '-'",
-        ))
-    }
-}
-
-pub(crate) fn validate_display_name(field: &str, name: &str) -> Result<()> {
-    if name.chars().count() > 200 {
-        return Err(Error::invalid(field, "must be at most 200 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must not contain control characters"));
-    }
-    Ok(())
-}
-
-pub(crate) fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
-    if labels.len() > 64 {
-        return Err(Error::invalid("labels", "at most 64 labels"));
-    }
-    for (k, v) in labels {
-        let key_ok = !k.is_empty()
-            && k.len() <= 63
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
-        if !key_ok {
-            return Err(Error::invalid(
-                format!("labels[{k}]"),
-                "keys are 1-63 characters of [A-Za-z0-9-_./]",
-            ));
-        }
-        if v.chars().count() > 256 {
-            return Err(Error::invalid(
-                format!("labels[{k}]"),
-                "values are at most 256 characters",
-            ));
-        }
-    }
-    Ok(())
-}
+use crate::{DisplayName, Labels, ResourceId};
 
 /// A generated id: `prefix` and 12 random hex digits.
 pub(crate) fn generated_id(prefix: &str) -> String {
@@ -107,18 +55,18 @@ pub struct Tenant {
 #[derive(Debug, Clone, Default)]
 pub struct NewTenant {
     pub org_id: String,
-    /// Empty: generated.
-    pub id: String,
-    pub display_name: String,
-    pub labels: BTreeMap<String, String>,
+    /// `None`: generated.
+    pub id: Option<ResourceId>,
+    pub display_name: DisplayName,
+    pub labels: Labels,
     pub request_id: String,
 }
 
 /// What UpdateTenant changes (`None`: unchanged).
 #[derive(Debug, Clone, Default)]
 pub struct TenantPatch {
-    pub display_name: Option<String>,
-    pub labels: Option<BTreeMap<String, String>>,
+    pub display_name: Option<DisplayName>,
+    pub labels: Option<Labels>,
     /// When non-empty, must equal the current etag.
     pub etag: String,
 }
@@ -147,7 +95,8 @@ pub struct NewApiKey {
     pub org_id: String,
     pub tenant_id: Option<String>,
     pub role: Role,
-    pub display_name: String,
+    pub display_name: DisplayName,
+    /// Checked by the caller ([`crate::key_expiry`]).
     pub expire_time_ms: i64,
 }
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use kelvin_config::LimitsSettings;
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::model_service_server::ModelService;
-use kelvin_server::{ApiError, CallContext, HeavyWork, Reply, Runtime, handle};
-use kelvin_store::{AuditContext, Page};
+use kelvin_server::{ApiError, At, CallContext, HeavyWork, Reply, Runtime, handle};
+use kelvin_store::{AuditContext, DisplayName, Page, ResourceId, required};
 use tonic::Request;
 
 use self::messages::{change_pb, model_pb, template_pb, version_pb};
@@ -47,9 +47,10 @@ impl ModelService for ModelApi {
     ) -> Reply<pb::CreateModelResponse> {
         handle(request, |ctx, req| async move {
             let (access, scope) = ctx.tenant(&self.runtime, &req.tenant_id).await?;
-            let model = access
-                .create_model(&scope, &req.model_id, &req.display_name, &audit(&ctx, ""))
-                .await?;
+            let model_id = ResourceId::parse(&req.model_id).at("model_id")?;
+            let display_name = DisplayName::parse(&req.display_name).at("display_name")?;
+            let model =
+                access.create_model(&scope, &model_id, &display_name, &audit(&ctx, "")).await?;
             Ok(pb::CreateModelResponse { model: Some(model_pb(model)) })
         })
         .await
@@ -61,7 +62,8 @@ impl ModelService for ModelApi {
     ) -> Reply<pb::GetModelResponse> {
         handle(request, |ctx, req| async move {
             let (access, scope) = ctx.tenant(&self.runtime, &req.tenant_id).await?;
-            let model = access.get_model(&scope, &req.model_id).await?;
+            let model_id = required(&req.model_id).at("model_id")?;
+            let model = access.get_model(&scope, model_id).await?;
             Ok(pb::GetModelResponse { model: Some(model_pb(model)) })
         })
         .await
@@ -92,10 +94,11 @@ impl ModelService for ModelApi {
             let checked = self
                 .checked(&ctx, &req.tenant_id, "spec", required_spec("spec", req.spec)?)
                 .await?;
+            let model_id = required(&req.model_id).at("model_id")?;
             let version = access
                 .create_model_version(
                     &scope,
-                    &req.model_id,
+                    model_id,
                     &checked.json,
                     &req.comment,
                     &audit(&ctx, &req.comment),
@@ -112,7 +115,11 @@ impl ModelService for ModelApi {
     ) -> Reply<pb::GetModelVersionResponse> {
         handle(request, |ctx, req| async move {
             let (access, scope) = ctx.tenant(&self.runtime, &req.tenant_id).await?;
-            let version = access.get_model_version(&scope, &req.model_id, req.version).await?;
+            let model_id = required(&req.model_id).at("model_id")?;
+            if req.version < 0 {
+                return Err(ApiError::invalid("version", "must not be negative"));
+            }
+            let version = access.get_model_version(&scope, model_id, req.version).await?;
             Ok(pb::GetModelVersionResponse { version: Some(version_pb(version)) })
         })
         .await
@@ -125,8 +132,9 @@ impl ModelService for ModelApi {
         handle(request, |ctx, req| async move {
             let page = Page::parse(req.page_size, &req.page_token)?;
             let (access, scope) = ctx.tenant(&self.runtime, &req.tenant_id).await?;
+            let model_id = required(&req.model_id).at("model_id")?;
             let (versions, next_page_token) =
-                access.list_model_versions(&scope, &req.model_id, &page).await?;
+                access.list_model_versions(&scope, model_id, &page).await?;
             Ok(pb::ListModelVersionsResponse {
                 versions: versions.into_iter().map(version_pb).collect(),
                 next_page_token,
@@ -168,8 +176,12 @@ impl ModelService for ModelApi {
             if req.from_version <= 0 {
                 return Err(ApiError::invalid("from_version", "must be a version number"));
             }
-            let from = access.get_model_version(&scope, &req.model_id, req.from_version).await?;
-            let to = access.get_model_version(&scope, &req.model_id, req.to_version).await?;
+            let model_id = required(&req.model_id).at("model_id")?;
+            let from = access.get_model_version(&scope, model_id, req.from_version).await?;
+            if req.to_version < 0 {
+                return Err(ApiError::invalid("version", "must not be negative"));
+            }
+            let to = access.get_model_version(&scope, model_id, req.to_version).await?;
             let changes = diff::diff(&from.spec, &to.spec).into_iter().map(change_pb).collect();
             Ok(pb::DiffModelVersionsResponse { changes })
         })
@@ -210,8 +222,9 @@ impl ModelService for ModelApi {
     ) -> Reply<pb::ListTemplatesResponse> {
         handle(request, |ctx, req| async move {
             let page = Page::parse(req.page_size, &req.page_token)?;
+            let org_id = required(&req.organization_id).at("organization_id")?;
             let (templates, next_page_token) =
-                ctx.access(&self.runtime).list_templates(&req.organization_id, &page).await?;
+                ctx.access(&self.runtime).list_templates(org_id, &page).await?;
             Ok(pb::ListTemplatesResponse {
                 templates: templates.into_iter().map(template_pb).collect(),
                 next_page_token,

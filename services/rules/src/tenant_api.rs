@@ -6,8 +6,13 @@ use std::sync::Arc;
 use kelvin_auth::TenantsClaim;
 use kelvin_proto::v1 as pb;
 use kelvin_proto::v1::tenant_service_server::TenantService;
-use kelvin_server::{ApiError, CallContext, MutableField, Reply, Runtime, UpdateFields, handle};
-use kelvin_store::{AuditContext, AuditFilter, NewApiKey, NewTenant, Page, TenantPatch};
+use kelvin_server::{
+    ApiError, At, CallContext, MutableField, Reply, Runtime, UpdateFields, handle,
+};
+use kelvin_store::{
+    AuditContext, AuditFilter, DisplayName, Labels, NewApiKey, NewTenant, Page, ResourceId,
+    TenantPatch, key_expiry, required,
+};
 use tonic::Request;
 
 use crate::convert;
@@ -34,14 +39,11 @@ impl TenantService for TenantApi {
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Reply<pb::CreateOrganizationResponse> {
         handle(request, |ctx, req| async move {
+            let id = ResourceId::parse_optional(&req.organization_id).at("organization_id")?;
+            let display_name = DisplayName::parse(&req.display_name).at("display_name")?;
             let org = ctx
                 .access(&self.runtime)
-                .create_organization(
-                    &req.organization_id,
-                    &req.display_name,
-                    &req.request_id,
-                    &audit(&ctx),
-                )
+                .create_organization(id.as_ref(), &display_name, &req.request_id, &audit(&ctx))
                 .await?;
             Ok(pb::CreateOrganizationResponse { organization: Some(convert::organization(org)) })
         })
@@ -53,7 +55,8 @@ impl TenantService for TenantApi {
         request: Request<pb::GetOrganizationRequest>,
     ) -> Reply<pb::GetOrganizationResponse> {
         handle(request, |ctx, req| async move {
-            let org = ctx.access(&self.runtime).get_organization(&req.organization_id).await?;
+            let id = required(&req.organization_id).at("organization_id")?;
+            let org = ctx.access(&self.runtime).get_organization(id).await?;
             Ok(pb::GetOrganizationResponse { organization: Some(convert::organization(org)) })
         })
         .await
@@ -80,14 +83,18 @@ impl TenantService for TenantApi {
         request: Request<pb::CreateTenantRequest>,
     ) -> Reply<pb::CreateTenantResponse> {
         handle(request, |ctx, req| async move {
+            required(&req.organization_id).at("organization_id")?;
+            let id = ResourceId::parse_optional(&req.tenant_id).at("tenant_id")?;
+            let display_name = DisplayName::parse(&req.display_name).at("display_name")?;
+            let labels = Labels::parse(&req.labels.into_iter().collect()).at("labels")?;
             let tenant = ctx
                 .access(&self.runtime)
                 .create_tenant(
                     NewTenant {
                         org_id: req.organization_id,
-                        id: req.tenant_id,
-                        display_name: req.display_name,
-                        labels: req.labels.into_iter().collect(),
+                        id,
+                        display_name,
+                        labels,
                         request_id: req.request_id,
                     },
                     &audit(&ctx),
@@ -103,7 +110,8 @@ impl TenantService for TenantApi {
         request: Request<pb::GetTenantRequest>,
     ) -> Reply<pb::GetTenantResponse> {
         handle(request, |ctx, req| async move {
-            let tenant = ctx.access(&self.runtime).get_tenant(&req.tenant_id).await?;
+            let id = required(&req.tenant_id).at("tenant_id")?;
+            let tenant = ctx.access(&self.runtime).get_tenant(id).await?;
             Ok(pb::GetTenantResponse { tenant: Some(convert::tenant(tenant)) })
         })
         .await
@@ -115,10 +123,9 @@ impl TenantService for TenantApi {
     ) -> Reply<pb::ListTenantsResponse> {
         handle(request, |ctx, req| async move {
             let page = Page::parse(req.page_size, &req.page_token)?;
-            let (tenants, next_page_token) = ctx
-                .access(&self.runtime)
-                .list_tenants(&req.organization_id, &page, req.show_deleted)
-                .await?;
+            let org_id = required(&req.organization_id).at("organization_id")?;
+            let (tenants, next_page_token) =
+                ctx.access(&self.runtime).list_tenants(org_id, &page, req.show_deleted).await?;
             Ok(pb::ListTenantsResponse {
                 tenants: tenants.into_iter().map(convert::tenant).collect(),
                 next_page_token,
@@ -141,13 +148,16 @@ impl TenantService for TenantApi {
                     MutableField::new("labels", !tenant.labels.is_empty()),
                 ],
             )?;
-            let patch = TenantPatch {
-                display_name: fields.contains("display_name").then(|| tenant.display_name.clone()),
-                labels: fields
-                    .contains("labels")
-                    .then(|| tenant.labels.clone().into_iter().collect()),
-                etag: tenant.etag.clone(),
-            };
+            required(&tenant.tenant_id).at("tenant_id")?;
+            let display_name = fields
+                .contains("display_name")
+                .then(|| DisplayName::parse(&tenant.display_name).at("tenant.display_name"))
+                .transpose()?;
+            let labels = fields
+                .contains("labels")
+                .then(|| Labels::parse(&tenant.labels.clone().into_iter().collect()).at("labels"))
+                .transpose()?;
+            let patch = TenantPatch { display_name, labels, etag: tenant.etag.clone() };
             let updated = ctx
                 .access(&self.runtime)
                 .update_tenant(&tenant.tenant_id, patch, &audit(&ctx))
@@ -166,6 +176,7 @@ impl TenantService for TenantApi {
                 self.runtime.config.tenancy.purge_after_hours.saturating_mul(3_600_000),
             )
             .unwrap_or(i64::MAX / 2);
+            required(&req.tenant_id).at("tenant_id")?;
             let tenant = ctx
                 .access(&self.runtime)
                 .delete_tenant(&req.tenant_id, &req.etag, purge_after_ms, &audit(&ctx))
@@ -184,6 +195,10 @@ impl TenantService for TenantApi {
             let expire =
                 req.expire_time.ok_or_else(|| ApiError::invalid("expire_time", "is required"))?;
             let expire_ms = convert::millis("expire_time", &expire)?;
+            required(&req.organization_id).at("organization_id")?;
+            let display_name = DisplayName::parse(&req.display_name).at("display_name")?;
+            let now_ms = self.runtime.store.clock().now_ms();
+            let expire_ms = key_expiry(expire_ms, now_ms).at("expire_time")?;
             let tenant_id = (!req.tenant_id.is_empty()).then(|| req.tenant_id.clone());
             let id = NewApiKey::new_id();
             let key = ctx
@@ -194,7 +209,7 @@ impl TenantService for TenantApi {
                         org_id: req.organization_id.clone(),
                         tenant_id: tenant_id.clone(),
                         role,
-                        display_name: req.display_name,
+                        display_name,
                         expire_time_ms: expire_ms,
                     },
                     &audit(&ctx),
@@ -219,9 +234,10 @@ impl TenantService for TenantApi {
     ) -> Reply<pb::ListApiKeysResponse> {
         handle(request, |ctx, req| async move {
             let page = Page::parse(req.page_size, &req.page_token)?;
+            let org_id = required(&req.organization_id).at("organization_id")?;
             let (keys, next_page_token) = ctx
                 .access(&self.runtime)
-                .list_api_keys(&req.organization_id, &req.tenant_id, &page, req.show_revoked)
+                .list_api_keys(org_id, &req.tenant_id, &page, req.show_revoked)
                 .await?;
             Ok(pb::ListApiKeysResponse {
                 api_keys: keys.into_iter().map(convert::api_key).collect(),
@@ -236,8 +252,8 @@ impl TenantService for TenantApi {
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Reply<pb::RevokeApiKeyResponse> {
         handle(request, |ctx, req| async move {
-            let key =
-                ctx.access(&self.runtime).revoke_api_key(&req.api_key_id, &audit(&ctx)).await?;
+            let id = required(&req.api_key_id).at("api_key_id")?;
+            let key = ctx.access(&self.runtime).revoke_api_key(id, &audit(&ctx)).await?;
             Ok(pb::RevokeApiKeyResponse { api_key: Some(convert::api_key(key)) })
         })
         .await
@@ -249,6 +265,10 @@ impl TenantService for TenantApi {
     ) -> Reply<pb::ListAuditEventsResponse> {
         handle(request, |ctx, req| async move {
             let page = Page::parse(req.page_size, &req.page_token)?;
+            required(&req.organization_id).at("organization_id")?;
+            if !req.model_id.is_empty() && req.tenant_id.is_empty() {
+                return Err(ApiError::invalid("tenant_id", "is required with model_id"));
+            }
             let filter = AuditFilter {
                 org_id: req.organization_id,
                 tenant_id: req.tenant_id,

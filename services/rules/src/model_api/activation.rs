@@ -2,7 +2,7 @@
 //! target (an [`Activation`]); ApplyTemplate's publication goes through [`activate`] too.
 
 use kelvin_proto::v1 as pb;
-use kelvin_server::{ApiError, ApiResult, CallContext};
+use kelvin_server::{ApiError, ApiResult, At, CallContext};
 use kelvin_store::{
     Access, ActivationKind, AuditContext, ModelVersionRecord, ScoringModel, TenantScope,
 };
@@ -85,6 +85,7 @@ impl ModelApi {
         if target.version <= 0 {
             return Err(ApiError::invalid(R::VERSION_FIELD, "must be a version number"));
         }
+        kelvin_store::required(target.model_id).at("model_id")?;
         let (model, version) = activate(
             &access,
             &scope,

@@ -2,7 +2,7 @@
 //! its company and events), within `limits.max_simulation_work`, on the bounded pool.
 
 use kelvin_proto::v1 as pb;
-use kelvin_server::{ApiError, ApiResult, CallContext};
+use kelvin_server::{ApiError, ApiResult, At, CallContext};
 
 use super::ModelApi;
 use super::spec::{check_spec, rule_count};
@@ -23,7 +23,11 @@ impl ModelApi {
                 (json, 0)
             }
             None => {
-                let stored = access.get_model_version(&scope, &req.model_id, req.version).await?;
+                let model_id = kelvin_store::required(&req.model_id).at("model_id")?;
+                if req.version < 0 {
+                    return Err(ApiError::invalid("version", "must not be negative"));
+                }
+                let stored = access.get_model_version(&scope, model_id, req.version).await?;
                 (stored.spec, stored.version)
             }
         };

@@ -2,8 +2,10 @@
 //! probe values), then rendered per target tenant, versioned and (on request) published.
 
 use kelvin_proto::v1 as pb;
-use kelvin_server::{ApiError, ApiResult, CallContext};
-use kelvin_store::{ActivationKind, TemplateParam, TemplateRecord};
+use kelvin_server::{ApiError, ApiResult, At, CallContext};
+use kelvin_store::{
+    ActivationKind, DisplayName, ResourceId, TemplateParam, TemplateRecord, required,
+};
 use tonic::Status;
 
 use super::activation::activate;
@@ -55,10 +57,13 @@ impl ModelApi {
                 violations: problems,
             });
         }
+        required(&t.organization_id).at("organization_id")?;
+        let id = ResourceId::parse(&t.template_id).at("template.template_id")?;
+        let display_name = DisplayName::parse(&t.display_name).at("template.display_name")?;
         let record = TemplateRecord {
             org_id: t.organization_id,
-            id: t.template_id,
-            display_name: t.display_name,
+            id: id.into_string(),
+            display_name: display_name.into_string(),
             spec,
             parameters,
             creator: String::new(),
@@ -82,7 +87,8 @@ impl ModelApi {
             return Err(ApiError::invalid("targets", "at most 1000 targets per call"));
         }
         let access = ctx.access(&self.runtime);
-        let template = access.get_template(&req.organization_id, &req.template_id).await?;
+        let org_id = required(&req.organization_id).at("organization_id")?;
+        let template = access.get_template(org_id, &req.template_id).await?;
         let mut results = Vec::with_capacity(req.targets.len());
         for target in req.targets {
             let tenant_id = target.tenant_id.clone();
@@ -177,9 +183,9 @@ impl ModelApi {
         let model = match access.get_model(&scope, &model_id).await {
             Ok(m) => m,
             Err(kelvin_store::Error::NotFound { .. }) => {
-                access
-                    .create_model(&scope, &model_id, &template.display_name, &audit(ctx, &reason))
-                    .await?
+                let id = ResourceId::parse(&model_id).at("model_id")?;
+                let name = DisplayName::parse(&template.display_name).at("display_name")?;
+                access.create_model(&scope, &id, &name, &audit(ctx, &reason)).await?
             }
             Err(e) => return Err(e.into()),
         };
