@@ -206,6 +206,47 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Issue 17: the store says why a value is wrong and the service says where; the
+    /// statuses read exactly as when the store spelled the fields itself.
+    #[test]
+    fn the_edge_names_the_fields_the_store_no_longer_spells() {
+        use kelvin_store::{Error as S, Labels, Page, ResourceId};
+        let message = |e: ApiError| {
+            let status = Status::from(e);
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            status.message().to_owned()
+        };
+        let id = ResourceId::parse("Bad").at("template.template_id").unwrap_err();
+        assert_eq!(
+            message(id),
+            "invalid template.template_id: must be 1-63 characters of [a-z0-9-], start with a \
+             letter and not end with '-'"
+        );
+        let empty = ResourceId::parse("").at("tenant_id").unwrap_err();
+        assert_eq!(message(empty), "invalid tenant_id: is required");
+        let labels = [("a b".to_owned(), String::new())].into();
+        let labels = Labels::parse(&labels).at("labels").unwrap_err();
+        assert_eq!(
+            message(labels),
+            "invalid labels[a b]: keys are 1-63 characters of [A-Za-z0-9-_./]"
+        );
+        let size = ApiError::from(Page::parse(-1, "").unwrap_err());
+        assert_eq!(message(size), "invalid page_size: must be between 0 and 1000");
+        let token = ApiError::from(Page::parse(0, "!!").unwrap_err());
+        assert_eq!(message(token), "invalid page_token: malformed");
+        let key = ApiError::Store(S::MalformedPageToken);
+        assert_eq!(message(key), "invalid page_token: malformed");
+        let band = ApiError::Store(S::UnknownBand {
+            model_id: "m".into(),
+            band: "Hot".into(),
+            bands: "hot, cold".into(),
+        });
+        assert_eq!(
+            message(band),
+            "invalid band: model `m` has no band `Hot`; its bands: hot, cold"
+        );
+    }
+
     /// Finding 12: a 1 MB id came back whole in the status message (and did not fit in the
     /// `grpc-message` header): quoted values are cut, and every message is bounded.
     #[test]
