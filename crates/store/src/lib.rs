@@ -57,7 +57,7 @@ pub use rows::{
 };
 pub use scores::{LeadFilter, RescoreStatus};
 pub use scoring::{ScorerDb, ScorerTxn};
-pub use templates::{TemplateParam, TemplateRecord};
+pub use templates::{NewTemplate, TemplateParam, TemplateRecord};
 pub use types::{
     ApiKey, ApiKeyState, AuditEvent, AuditFilter, NewApiKey, NewTenant, Organization, Tenant,
     TenantPatch, TenantState,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::audit::{self, AuditContext, Entry};
 use crate::entity::template;
 use crate::models::canonical_json;
-use crate::{Access, Error, Page, Result};
+use crate::{Access, DisplayName, Error, Page, ResourceId, Result};
 
 /// A named template parameter.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -32,6 +32,16 @@ pub struct TemplateRecord {
     pub parameters: Vec<TemplateParam>,
     pub creator: String,
     pub create_time_ms: i64,
+}
+
+/// A template to create, its id and name validated at the service edge.
+#[derive(Debug, Clone)]
+pub struct NewTemplate {
+    pub org_id: String,
+    pub id: ResourceId,
+    pub display_name: DisplayName,
+    pub spec: serde_json::Value,
+    pub parameters: Vec<TemplateParam>,
 }
 
 fn template_record(m: template::Model) -> Result<TemplateRecord> {
@@ -63,20 +73,20 @@ impl Access<'_> {
     #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_template", otel.kind = "client"))]
     pub async fn create_template(
         &self,
-        template: TemplateRecord,
+        template: NewTemplate,
         ctx: &AuditContext,
     ) -> Result<TemplateRecord> {
         self.org_wide(&template.org_id, "creating a template").await?;
         let now = self.clock.now_ms();
         let txn = crate::write_txn(self.db).await?;
-        let key = (template.org_id.clone(), template.id.clone());
+        let key = (template.org_id.clone(), template.id.as_str().to_owned());
         if template::Entity::find_by_id(key).one(&txn).await?.is_some() {
-            return Err(Error::AlreadyExists { kind: "template", id: template.id });
+            return Err(Error::AlreadyExists { kind: "template", id: template.id.into_string() });
         }
         let row = template::ActiveModel {
             org_id: Set(template.org_id.clone()),
-            id: Set(template.id.clone()),
-            display_name: Set(template.display_name.clone()),
+            id: Set(template.id.as_str().to_owned()),
+            display_name: Set(template.display_name.as_str().to_owned()),
             spec_json: Set(canonical_json(&template.spec)),
             parameters_json: Set(
                 serde_json::to_string(&template.parameters).unwrap_or_else(|_| "[]".into())

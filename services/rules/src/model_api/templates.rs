@@ -4,7 +4,7 @@
 use kelvin_proto::v1 as pb;
 use kelvin_server::{ApiError, ApiResult, At, CallContext};
 use kelvin_store::{
-    ActivationKind, DisplayName, ResourceId, TemplateParam, TemplateRecord, required,
+    ActivationKind, DisplayName, NewTemplate, ResourceId, TemplateParam, TemplateRecord, required,
 };
 use tonic::Status;
 
@@ -60,15 +60,7 @@ impl ModelApi {
         required(&t.organization_id).at("organization_id")?;
         let id = ResourceId::parse(&t.template_id).at("template.template_id")?;
         let display_name = DisplayName::parse(&t.display_name).at("template.display_name")?;
-        let record = TemplateRecord {
-            org_id: t.organization_id,
-            id: id.into_string(),
-            display_name: display_name.into_string(),
-            spec,
-            parameters,
-            creator: String::new(),
-            create_time_ms: 0,
-        };
+        let record = NewTemplate { org_id: t.organization_id, id, display_name, spec, parameters };
         let created = ctx.access(&self.runtime).create_template(record, &audit(&ctx, "")).await?;
         Ok(pb::CreateTemplateResponse { template: Some(template_pb(created)) })
     }
