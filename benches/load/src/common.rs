@@ -96,17 +96,7 @@ impl Setup {
 
     /// Creates tenant `id` with the sample B2B model `default` (a first version, unpublished).
     pub async fn tenant(&self, id: &str) -> Result<()> {
-        TenantServiceClient::new(self.admin.clone())
-            .create_tenant(authed(
-                &self.token,
-                pb::CreateTenantRequest {
-                    organization_id: "bench".into(),
-                    tenant_id: id.into(),
-                    display_name: id.into(),
-                    ..Default::default()
-                },
-            ))
-            .await?;
+        create_bench_tenant(&self.admin, &self.token, id).await?;
         create_sample_model(&self.admin, &self.token, id).await
     }
 
@@ -531,6 +521,22 @@ pub async fn readable_latencies(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Creates tenant `id` of the organization `bench`, with no model.
+pub async fn create_bench_tenant(admin: &Channel, token: &str, id: &str) -> Result<()> {
+    TenantServiceClient::new(admin.clone())
+        .create_tenant(authed(
+            token,
+            pb::CreateTenantRequest {
+                organization_id: "bench".into(),
+                tenant_id: id.into(),
+                display_name: id.into(),
+                ..Default::default()
+            },
+        ))
+        .await?;
+    Ok(())
 }
 
 /// Creates tenant `id`'s model `default` with the sample B2B spec as version 1 (unpublished),

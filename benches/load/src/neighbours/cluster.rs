@@ -96,18 +96,7 @@ impl Cluster {
 
     /// Tenant `id` with no model (a stream tenant).
     pub(super) async fn bare_tenant(&self, id: &str) -> Result<()> {
-        TenantServiceClient::new(self.admin.clone())
-            .create_tenant(authed(
-                &self.token,
-                pb::CreateTenantRequest {
-                    organization_id: "bench".into(),
-                    tenant_id: id.into(),
-                    display_name: id.into(),
-                    ..Default::default()
-                },
-            ))
-            .await?;
-        Ok(())
+        common::create_bench_tenant(&self.admin, &self.token, id).await
     }
 
     /// Tenant `id` with the sample model `default`, version 1 published.

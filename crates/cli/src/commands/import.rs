@@ -122,7 +122,7 @@ pub(super) async fn import_cmd(k: &Kelvin, args: ImportArgs, format: Format) -> 
             ("REJECTS", "rejects_file"),
         ],
     )?;
-    if format == Format::Table && !summary["warnings"].as_array().is_none_or(Vec::is_empty) {
+    if format == Format::Table && done.warned > 0 {
         println!();
         super::events::print_warnings(&summary["warnings"])?;
     }
